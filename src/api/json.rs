@@ -1,0 +1,164 @@
+//! Request bodies: a JSON extractor whose errors name the offending field.
+//!
+//! actix's own `web::Json` reports "Json deserialize error" without the path; a typo in
+//! a rule name must come back as a 422 that names it, and a syntax error as a 400.
+
+use crate::error::AppError;
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+
+/// Bodies above this are refused with 413 before they are parsed.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(req, payload);
+        Box::pin(async move { parse_json(&body.await?).map(Json) })
+    }
+}
+
+/// Reads the whole body, refusing more than [`MAX_BODY_BYTES`].
+pub fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> LocalBoxFuture<'static, Result<web::Bytes, AppError>> {
+    let declared_too_large = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok())
+        .is_some_and(|length| length > MAX_BODY_BYTES);
+    let mut payload = payload.take();
+    Box::pin(async move {
+        use futures_util::StreamExt;
+        if declared_too_large {
+            return Err(AppError::PayloadTooLarge(MAX_BODY_BYTES));
+        }
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|error| AppError::Malformed(error.to_string()))?;
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(AppError::PayloadTooLarge(MAX_BODY_BYTES));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    })
+}
+
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let (field, message) = name_the_field(&path, &inner.to_string());
+                AppError::field(field, message)
+            }
+            _ => AppError::Malformed(format!("request body is not valid JSON: {inner}")),
+        }
+    })
+}
+
+/// serde reports an unknown field at its parent's path; name the field itself.
+fn name_the_field(path: &str, message: &str) -> (String, String) {
+    let message = strip_position(message);
+    let parent = if path == "." { "" } else { path };
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some((field, _)) = rest.split_once('`') {
+            // The path already ends at the unknown key.
+            let full = if parent.is_empty() {
+                field.to_string()
+            } else if parent == field || parent.ends_with(&format!(".{field}")) {
+                parent.to_string()
+            } else {
+                format!("{parent}.{field}")
+            };
+            return (full, "unknown field".to_string());
+        }
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        if let Some((field, _)) = rest.split_once('`') {
+            let full = if parent.is_empty() {
+                field.to_string()
+            } else {
+                format!("{parent}.{field}")
+            };
+            return (full, "is required".to_string());
+        }
+    }
+    let field = if parent.is_empty() { "body" } else { parent };
+    (field.to_string(), message)
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        size: u32,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        inner: Inner,
+    }
+
+    fn fields(error: AppError) -> BTreeMap<String, String> {
+        match error {
+            AppError::Validation(fields) => fields,
+            other => panic!("expected validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_nested_field_is_named() {
+        let error = parse_json::<Outer>(br#"{"name":"a","inner":{"size":1,"sise":2}}"#)
+            .expect_err("unknown field");
+        assert!(fields(error).contains_key("inner.sise"));
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let error =
+            parse_json::<Outer>(br#"{"name":"a","inner":{"size":-1}}"#).expect_err("negative");
+        assert!(fields(error).contains_key("inner.size"));
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let error = parse_json::<Outer>(br#"{"inner":{"size":1}}"#).expect_err("missing");
+        assert_eq!(
+            fields(error).get("name").map(String::as_str),
+            Some("is required")
+        );
+    }
+
+    #[test]
+    fn syntax_error_is_malformed() {
+        let error = parse_json::<Outer>(br#"{"name": "#).expect_err("syntax");
+        assert!(matches!(error, AppError::Malformed(_)));
+    }
+}

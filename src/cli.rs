@@ -1,0 +1,134 @@
+//! The `cohorts` command line.
+
+use crate::settings::Settings;
+use crate::startup::{prepare_database, Application};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::io::Read;
+
+#[derive(Parser)]
+#[command(
+    name = "cohorts",
+    version,
+    about = "Group integration for psychedelic-assisted therapy programs",
+    long_about = "Forms integration cohorts from patients dosed within a similar window, \
+                  staffs them with facilitators, records attendance and sends every email \
+                  at the right time.\n\nConfiguration: config/default.toml, then \
+                  config/$COHORTS_ENV.toml, then COHORTS_* environment variables \
+                  (see README.md)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (applies pending migrations first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// admin, program_lead or facilitator
+        #[arg(long)]
+        role: String,
+        /// A program the user may access (repeat for several).
+        #[arg(long = "program", value_name = "ID")]
+        programs: Vec<i64>,
+        /// The facilitator record a facilitator user acts as.
+        #[arg(long = "facilitator", value_name = "ID")]
+        facilitator: Option<i64>,
+        /// Read the password from standard input (required, so it never lands in shell history).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    crate::telemetry::init_tracing();
+    let settings = Settings::load()?;
+    match cli.command {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            let pool = prepare_database(&settings)?;
+            drop(pool);
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User(UserCommand::Add {
+            email,
+            name,
+            role,
+            programs,
+            facilitator,
+            password_stdin: _,
+        }) => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            let request = crate::api::users::NewUserRequest {
+                email,
+                name,
+                role,
+                password,
+                program_ids: programs,
+                facilitator_id: facilitator,
+            };
+            let user = crate::api::users::ValidUser::try_from(request).map_err(describe)?;
+            let hash = crate::api::auth::hash_password(&user.password)?;
+            let pool = prepare_database(&settings)?;
+            let mut conn = pool.get()?;
+            let view =
+                crate::api::users::create_user(&mut conn, None, &user, &hash).map_err(describe)?;
+            println!(
+                "created user {} ({}) with id {}",
+                view.email, view.role, view.id
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let public_url = settings.public_url.clone();
+    let app = Application::build(settings).await?;
+    if let Some((email, password)) = &app.initial_admin {
+        // Printed to the console once, not logged: it is a credential.
+        println!("First start: created an admin account.");
+        println!("  email:    {email}");
+        println!("  password: {password}");
+        println!("Log in with POST {public_url}/api/v1/auth/login and keep this password safe; it is not shown again.");
+    }
+    tracing::info!(port = app.port(), "listening");
+    app.run_until_stopped().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Command-line errors read like the API's: which field, and why.
+fn describe(error: crate::error::AppError) -> anyhow::Error {
+    match error {
+        crate::error::AppError::Validation(fields) => {
+            let lines: Vec<String> = fields
+                .iter()
+                .map(|(field, message)| format!("  {field}: {message}"))
+                .collect();
+            anyhow::anyhow!("invalid input:\n{}", lines.join("\n"))
+        }
+        other => anyhow::anyhow!("{other}"),
+    }
+}

@@ -1,0 +1,4 @@
+//! Rows and the queries that read and write them, one file per aggregate.
+
+pub mod program;
+pub mod user;

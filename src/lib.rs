@@ -1,0 +1,13 @@
+//! cohorts: group integration for psychedelic-assisted therapy programs.
+//!
+//! Data flows one way: HTTP → `api` → `domain` + `db` → outbox → `jobs` → SMTP.
+
+pub mod api;
+pub mod cli;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+pub mod types;

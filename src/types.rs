@@ -1,0 +1,108 @@
+//! Small parsed types shared across areas: parse at the boundary, then trust.
+
+use serde::{Serialize, Serializer};
+use std::fmt;
+
+/// An email address, trimmed and lower-cased so that lookups and uniqueness agree.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(text: &str) -> Result<EmailAddress, String> {
+        let normalized = text.trim().to_lowercase();
+        if normalized.len() > 254 {
+            return Err("must be at most 254 characters".into());
+        }
+        let valid = normalized.parse::<lettre::Address>().is_ok()
+            && normalized
+                .rsplit_once('@')
+                .is_some_and(|(_, domain)| !domain.starts_with('.') && !domain.ends_with('.'));
+        if valid {
+            Ok(EmailAddress(normalized))
+        } else {
+            Err("must be an email address such as name@example.org".into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for EmailAddress {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// Trims a required free-text field and bounds its length.
+pub fn required_text(text: &str, max_chars: usize) -> Result<String, String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        Err("must not be empty".into())
+    } else if trimmed.chars().count() > max_chars {
+        Err(format!("must be at most {max_chars} characters"))
+    } else {
+        Ok(trimmed.to_string())
+    }
+}
+
+/// An optional free-text field: blank means absent.
+pub fn optional_text(text: Option<&str>, max_chars: usize) -> Result<Option<String>, String> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) => required_text(t, max_chars).map(Some),
+    }
+}
+
+/// An absolute http(s) URL, such as a video meeting link.
+pub fn http_url(text: &str) -> Result<String, String> {
+    let trimmed = text.trim();
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(host_and_path)
+            if !host_and_path.is_empty() && !trimmed.contains(char::is_whitespace) =>
+        {
+            Ok(trimmed.to_string())
+        }
+        _ => Err("must be an http:// or https:// URL".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_normalized_and_checked() {
+        assert_eq!(
+            EmailAddress::parse("  Ana@Example.ORG ").map(|e| e.to_string()),
+            Ok("ana@example.org".to_string())
+        );
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@example.org",
+            "ana@@example.org",
+            "a b@example.org",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls_must_be_http() {
+        assert!(http_url("https://meet.example.org/room").is_ok());
+        assert!(http_url("javascript:alert(1)").is_err());
+        assert!(http_url("https://").is_err());
+    }
+}

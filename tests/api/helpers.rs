@@ -1,0 +1,192 @@
+use cohorts::db::DbPool;
+use cohorts::settings::Settings;
+use cohorts::startup::Application;
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use reqwest::{Method, Response};
+use serde_json::{json, Value};
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub admin_token: String,
+    pub pool: DbPool,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts the whole application on port 0 with a database of its own.
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings::defaults().expect("default settings");
+    settings.bind = "127.0.0.1:0".into();
+    settings.data_dir = dir.path().join("data");
+    settings.secret_key = Some("test-secret-key-that-is-long-enough-0123456789".into());
+    settings.db_pool_size = 4;
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(base) if !base.is_empty() => {
+            settings.database_url = fresh_postgres_database(&base);
+        }
+        _ => {
+            settings.database_url = format!("sqlite://{}", dir.path().join("cohorts.db").display());
+        }
+    };
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
+    let port = app.port();
+    let pool = app.pool().clone();
+    let (email, password) = app
+        .initial_admin
+        .clone()
+        .expect("first start creates an admin");
+    tokio::spawn(app.run_until_stopped());
+
+    let mut test_app = TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client"),
+        admin_token: String::new(),
+        pool,
+        _dir: dir,
+    };
+    test_app.admin_token = test_app.login(&email, &password).await;
+    test_app
+}
+
+/// CREATE DATABASE per test: tests never share state and need no ordering.
+fn fresh_postgres_database(base_url: &str) -> String {
+    let name = format!("cohorts_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = diesel::PgConnection::establish(base_url)
+        .unwrap_or_else(|error| panic!("TEST_DATABASE_URL is set but unreachable: {error}"));
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create test database");
+    let (without_query, query) = match base_url.split_once('?') {
+        Some((url, query)) => (url, format!("?{query}")),
+        None => (base_url, String::new()),
+    };
+    let (server, _) = without_query
+        .rsplit_once('/')
+        .expect("TEST_DATABASE_URL names a database");
+    format!("{server}/{name}{query}")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.request(Method::POST, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.request(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let response = self
+            .request(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(&json!({"email": email, "password": password})),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "login of {email}");
+        let body: Value = response.json().await.expect("login json");
+        body["token"].as_str().expect("token").to_string()
+    }
+
+    /// A program with every rule at its default.
+    pub async fn create_program(&self, name: &str) -> i64 {
+        let response = self
+            .post(
+                "/api/v1/programs",
+                &self.admin_token,
+                &json!({
+                    "name": name,
+                    "site": "Nanaimo",
+                    "timezone": "America/Vancouver",
+                    "modality": "ketamine",
+                    "join_url": "https://meet.example.org/integration"
+                }),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.expect("program json");
+        body["id"].as_i64().expect("program id")
+    }
+
+    /// Creates a user with the given role and programs; returns (id, token).
+    pub async fn create_user(&self, role: &str, program_ids: &[i64]) -> (i64, String) {
+        let email = format!("{}-{}@example.org", role, uuid::Uuid::new_v4().simple());
+        let password = "a long enough password";
+        let response = self
+            .post(
+                "/api/v1/users",
+                &self.admin_token,
+                &json!({
+                    "email": email,
+                    "name": "Staff Member",
+                    "role": role,
+                    "password": password,
+                    "program_ids": program_ids,
+                }),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "create {role}");
+        let body: Value = response.json().await.expect("user json");
+        let id = body["id"].as_i64().expect("user id");
+        (id, self.login(&email, password).await)
+    }
+
+    pub fn conn(&self) -> cohorts::db::PooledConnection {
+        self.pool.get().expect("database connection")
+    }
+}
+
+/// The body of an error response, asserting its status and shape.
+pub async fn error_body(response: Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.expect("error json");
+    assert!(body["error"]["code"].is_string(), "error shape: {body}");
+    assert!(body["error"]["message"].is_string(), "error shape: {body}");
+    assert!(body["error"]["fields"].is_object(), "error shape: {body}");
+    body
+}
+
+/// Asserts a 422 that names `field`.
+pub async fn assert_field_error(response: Response, field: &str) -> Value {
+    let body = error_body(response, 422).await;
+    assert!(
+        body["error"]["fields"].get(field).is_some(),
+        "expected {field} named in {body}"
+    );
+    body
+}

@@ -1,0 +1,10 @@
+//! One integration-test binary for the HTTP API. Each test gets its own app on port 0
+//! and its own database: a fresh SQLite file, or, when TEST_DATABASE_URL is set, a fresh
+//! PostgreSQL database.
+
+mod audit;
+mod auth;
+mod health;
+mod helpers;
+mod programs;
+mod users;
