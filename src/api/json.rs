@@ -19,33 +19,34 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = read_body(req, payload);
+        let body = read_body(req, payload, MAX_BODY_BYTES);
         Box::pin(async move { parse_json(&body.await?).map(Json) })
     }
 }
 
-/// Reads the whole body, refusing more than [`MAX_BODY_BYTES`].
+/// Reads the whole body, refusing more than `limit` bytes with 413.
 pub fn read_body(
     req: &HttpRequest,
     payload: &mut Payload,
+    limit: usize,
 ) -> LocalBoxFuture<'static, Result<web::Bytes, AppError>> {
     let declared_too_large = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok())
-        .is_some_and(|length| length > MAX_BODY_BYTES);
+        .is_some_and(|length| length > limit);
     let mut payload = payload.take();
     Box::pin(async move {
         use futures_util::StreamExt;
         if declared_too_large {
-            return Err(AppError::PayloadTooLarge(MAX_BODY_BYTES));
+            return Err(AppError::PayloadTooLarge(limit));
         }
         let mut body = web::BytesMut::new();
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|error| AppError::Malformed(error.to_string()))?;
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(AppError::PayloadTooLarge(MAX_BODY_BYTES));
+            if body.len() + chunk.len() > limit {
+                return Err(AppError::PayloadTooLarge(limit));
             }
             body.extend_from_slice(&chunk);
         }

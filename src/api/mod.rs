@@ -10,8 +10,12 @@ use std::sync::Arc;
 
 pub mod audit;
 pub mod auth;
+pub mod facilitators;
 pub mod health;
+pub mod import;
 pub mod json;
+pub mod patch;
+pub mod patients;
 pub mod programs;
 pub mod users;
 
@@ -46,6 +50,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(auth::config)
             .configure(users::config)
             .configure(programs::config)
+            .configure(patients::config)
+            .configure(facilitators::config)
             .configure(audit::config)
             .default_service(web::to(not_found)),
     );

@@ -114,6 +114,11 @@ pub fn create_user(
                 format!("no such program: {}", missing.join(", ")),
             ));
         }
+        if let Some(facilitator_id) = user.facilitator_id {
+            if !crate::db::models::facilitator::exists(conn, facilitator_id)? {
+                return Err(AppError::field("facilitator_id", "no such facilitator"));
+            }
+        }
         if users::find_by_email(conn, user.email.as_str())?.is_some() {
             return Err(AppError::conflict("a user with this email already exists"));
         }

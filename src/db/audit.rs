@@ -46,8 +46,24 @@ pub struct AuditEntry {
 }
 
 pub fn record(conn: &mut DbConnection, event: AuditEvent<'_>) -> QueryResult<()> {
-    let row = NewAuditRow {
-        at: super::now(),
+    record_many(conn, vec![event])
+}
+
+/// Many entries in few statements (bulk imports write one per created record).
+pub fn record_many(conn: &mut DbConnection, events: Vec<AuditEvent<'_>>) -> QueryResult<()> {
+    let at = super::now();
+    let rows: Vec<NewAuditRow<'_>> = events.into_iter().map(|event| row(event, at)).collect();
+    for chunk in rows.chunks(500) {
+        crate::per_backend!(conn, |c| diesel::insert_into(audit_log::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+fn row(event: AuditEvent<'_>, at: NaiveDateTime) -> NewAuditRow<'_> {
+    NewAuditRow {
+        at,
         actor_user_id: event.actor_user_id,
         action: event.action,
         entity: event.entity,
@@ -56,11 +72,7 @@ pub fn record(conn: &mut DbConnection, event: AuditEvent<'_>) -> QueryResult<()>
         changed_fields: serde_json::to_string(&event.changed_fields)
             .unwrap_or_else(|_| "[]".into()),
         detail: event.detail,
-    };
-    diesel::insert_into(audit_log::table)
-        .values(&row)
-        .execute(conn)
-        .map(|_| ())
+    }
 }
 
 /// Filters for `GET /api/v1/audit`.

@@ -65,10 +65,145 @@ diesel::joinable!(user_programs -> users (user_id));
 diesel::joinable!(user_programs -> programs (program_id));
 diesel::joinable!(api_tokens -> users (user_id));
 
+diesel::table! {
+    facilitators (id) {
+        id -> BigInt,
+        name -> Text,
+        email -> Text,
+        timezone -> Text,
+        credentials -> Text,
+        modalities -> Text,
+        licence_expires_on -> Nullable<Date>,
+        availability -> Text,
+        max_active_cohorts -> Integer,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    patients (id) {
+        id -> BigInt,
+        program_id -> BigInt,
+        name -> Text,
+        email -> Text,
+        timezone -> Nullable<Text>,
+        email_consent -> Bool,
+        consent_changed_at -> Nullable<Timestamp>,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consent_events (id) {
+        id -> BigInt,
+        patient_id -> BigInt,
+        email_consent -> Bool,
+        source -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    dosings (id) {
+        id -> BigInt,
+        patient_id -> BigInt,
+        dosed_at -> Timestamp,
+        utc_offset_minutes -> Integer,
+        modality -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    exclusions (id) {
+        id -> BigInt,
+        program_id -> BigInt,
+        patient_id -> BigInt,
+        other_patient_id -> Nullable<BigInt>,
+        facilitator_id -> Nullable<BigInt>,
+        note -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    cohorts (id) {
+        id -> BigInt,
+        program_id -> BigInt,
+        kind -> Text,
+        modality -> Text,
+        status -> Text,
+        venue -> Nullable<Text>,
+        join_url -> Nullable<Text>,
+        staffing_gaps -> Text,
+        override_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    cohort_members (id) {
+        id -> BigInt,
+        cohort_id -> BigInt,
+        patient_id -> BigInt,
+        status -> Text,
+        joined_at -> Timestamp,
+        left_at -> Nullable<Timestamp>,
+        leave_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    cohort_facilitators (cohort_id, facilitator_id) {
+        cohort_id -> BigInt,
+        facilitator_id -> BigInt,
+        role -> Text,
+        assigned_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        cohort_id -> BigInt,
+        seq -> Integer,
+        starts_at -> Timestamp,
+        duration_minutes -> Integer,
+        status -> Text,
+        ics_sequence -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(patients -> programs (program_id));
+diesel::joinable!(consent_events -> patients (patient_id));
+diesel::joinable!(dosings -> patients (patient_id));
+diesel::joinable!(cohorts -> programs (program_id));
+diesel::joinable!(cohort_members -> cohorts (cohort_id));
+diesel::joinable!(cohort_members -> patients (patient_id));
+diesel::joinable!(cohort_facilitators -> cohorts (cohort_id));
+diesel::joinable!(cohort_facilitators -> facilitators (facilitator_id));
+diesel::joinable!(sessions -> cohorts (cohort_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     programs,
     users,
     user_programs,
     api_tokens,
-    audit_log
+    audit_log,
+    patients,
+    consent_events,
+    dosings,
+    exclusions,
+    facilitators,
+    cohorts,
+    cohort_members,
+    cohort_facilitators,
+    sessions,
 );

@@ -8,6 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub mod formation;
+pub mod patient;
 pub mod program;
 pub mod schedule;
 pub mod staffing;

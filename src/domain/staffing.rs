@@ -701,7 +701,7 @@ fn choose(candidates: &[Candidate], needed: usize, covers: &[Vec<u16>]) -> (Vec<
             let previous = team.iter().filter(|&&p| candidates[p].previous).count();
             let better = match &best {
                 None => true,
-                Some((_, bt, _)) => team < *bt,
+                Some((bp, bt, _)) => previous > *bp || (previous == *bp && team < *bt),
             };
             if better {
                 let covered = team.iter().fold(0u16, |a, &p| a | candidates[p].mask);
@@ -1614,6 +1614,34 @@ mod tests {
             .push(commitment(50, date(2027, 1, 1), date(2027, 2, 1)));
         let s = &staff(&StaffingRules::default(), &[c], &busy)[0];
         assert_eq!(ids(s), vec![1, 4]);
+    }
+
+    #[test]
+    fn staff_keeps_more_of_the_previous_team_even_when_credentials_interlock() {
+        // Teams of two must hold therapist, nurse and physician. {1, 4} has the
+        // lowest ids but only one returning member; {2, 3} brings back two.
+        let rules = StaffingRules {
+            required_credentials: vec![
+                Credential::Therapist,
+                Credential::Nurse,
+                Credential::Physician,
+            ],
+            ..StaffingRules::default()
+        };
+        let mut one = fac(1);
+        one.credentials = vec![Credential::Therapist];
+        let mut two = fac(2);
+        two.credentials = vec![Credential::Nurse];
+        let mut three = fac(3);
+        three.credentials = vec![Credential::Therapist, Credential::Physician];
+        let mut four = fac(4);
+        four.credentials = vec![Credential::Nurse, Credential::Physician];
+        let mut c = cohort(1);
+        c.previous_team = vec![1, 2, 3];
+        let s = &staff(&rules, &[c], &[one, two, three, four])[0];
+        assert!(s.complete);
+        assert_eq!(ids(s), vec![2, 3]);
+        assert_eq!(lead_of(s), Some(3), "the therapist leads");
     }
 
     #[test]

@@ -190,3 +190,48 @@ pub async fn assert_field_error(response: Response, field: &str) -> Value {
     );
     body
 }
+
+impl TestApp {
+    /// A patient of `program` awaiting dosing; returns its id.
+    pub async fn create_patient(&self, token: &str, program: i64, name: &str, email: &str) -> i64 {
+        let response = self
+            .post(
+                &format!("/api/v1/programs/{program}/patients"),
+                token,
+                &json!({"name": name, "email": email, "email_consent": true}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "create patient");
+        let body: Value = response.json().await.expect("patient json");
+        body["id"].as_i64().expect("patient id")
+    }
+
+    /// A lead of a fresh program: (program id, lead token).
+    pub async fn program_with_lead(&self) -> (i64, String) {
+        let program = self.create_program("Evening group").await;
+        let (_, lead) = self.create_user("program_lead", &[program]).await;
+        (program, lead)
+    }
+
+    pub async fn create_facilitator(&self, body: &Value) -> i64 {
+        let response = self
+            .post("/api/v1/facilitators", &self.admin_token, body)
+            .await;
+        assert_eq!(response.status(), 201, "create facilitator");
+        let created: Value = response.json().await.expect("facilitator json");
+        created["id"].as_i64().expect("facilitator id")
+    }
+}
+
+pub fn facilitator_body(email: &str) -> Value {
+    json!({
+        "name": "Robin Therapist",
+        "email": email,
+        "timezone": "America/Vancouver",
+        "credentials": ["therapist"],
+        "modalities": ["ketamine", "psilocybin"],
+        "licence_expires_on": "2030-01-01",
+        "availability": [{"weekday": "tue", "start": "17:00", "end": "21:00"}],
+        "max_active_cohorts": 3
+    })
+}

@@ -4,7 +4,10 @@
 
 mod audit;
 mod auth;
+mod facilitators;
 mod health;
 mod helpers;
+mod import;
+mod patients;
 mod programs;
 mod users;

@@ -1,4 +1,6 @@
 //! Rows and the queries that read and write them, one file per aggregate.
 
+pub mod facilitator;
+pub mod patient;
 pub mod program;
 pub mod user;

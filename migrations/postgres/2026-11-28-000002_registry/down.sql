@@ -1,0 +1,9 @@
+DROP TABLE sessions;
+DROP TABLE cohort_facilitators;
+DROP TABLE cohort_members;
+DROP TABLE cohorts;
+DROP TABLE exclusions;
+DROP TABLE dosings;
+DROP TABLE consent_events;
+DROP TABLE patients;
+DROP TABLE facilitators;
