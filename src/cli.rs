@@ -31,6 +31,15 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Form cohorts from a program's waitlist and print the plan.
+    Form {
+        /// The program whose waitlist to form.
+        #[arg(long, value_name = "ID")]
+        program: i64,
+        /// Show the plan without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -67,6 +76,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
+        Command::Form { program, dry_run } => form(&settings, program, dry_run),
         Command::User(UserCommand::Add {
             email,
             name,
@@ -101,6 +111,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn form(settings: &Settings, program_id: i64, dry_run: bool) -> anyhow::Result<()> {
+    use crate::planning::formation;
+    let pool = prepare_database(settings)?;
+    let mut conn = pool.get()?;
+    let program = crate::api::cohorts::program_context(&mut conn, program_id).map_err(describe)?;
+    let now = chrono::Utc::now();
+    let outcome = if dry_run {
+        formation::form(&mut conn, &program, now, formation::Mode::DryRun)
+    } else {
+        crate::db::write_transaction(&mut conn, |conn| {
+            crate::db::models::cohort::lock_program(conn, program_id)?;
+            formation::form(conn, &program, now, formation::Mode::Commit { actor: None })
+        })
+    }
+    .map_err(describe)?;
+    print!("{}", formation::render_table(&outcome, program.tz));
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

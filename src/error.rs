@@ -23,6 +23,12 @@ pub enum AppError {
         message: String,
         lines: Vec<serde_json::Value>,
     },
+    /// A request that breaks domain rules (a staffing, a cohort's size), each listed.
+    #[error("{field}: {} rule(s) broken", violations.len())]
+    RuleViolations {
+        field: String,
+        violations: Vec<String>,
+    },
     #[error("authentication required")]
     Unauthorized,
     #[error("{0}")]
@@ -71,7 +77,9 @@ impl AppError {
     fn code(&self) -> &'static str {
         match self {
             AppError::Malformed(_) => "malformed",
-            AppError::Validation(_) | AppError::InvalidLines { .. } => "validation_failed",
+            AppError::Validation(_)
+            | AppError::InvalidLines { .. }
+            | AppError::RuleViolations { .. } => "validation_failed",
             AppError::Unauthorized => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound => "not_found",
@@ -87,9 +95,9 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::Malformed(_) => StatusCode::BAD_REQUEST,
-            AppError::Validation(_) | AppError::InvalidLines { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            AppError::Validation(_)
+            | AppError::InvalidLines { .. }
+            | AppError::RuleViolations { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
@@ -108,6 +116,10 @@ impl ResponseError for AppError {
                 error["message"] = json!(summary(fields));
             }
             AppError::InvalidLines { lines, .. } => error["lines"] = json!(lines),
+            AppError::RuleViolations { field, violations } => {
+                error["fields"] = json!({ field: violations.join("; ") });
+                error["violations"] = json!(violations);
+            }
             AppError::Conflict {
                 details: Some(details),
                 ..

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod planning;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 pub mod audit;
 pub mod auth;
+pub mod cohorts;
 pub mod facilitators;
 pub mod health;
 pub mod import;
@@ -52,6 +53,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(programs::config)
             .configure(patients::config)
             .configure(facilitators::config)
+            .configure(cohorts::config)
             .configure(audit::config)
             .default_service(web::to(not_found)),
     );

@@ -22,13 +22,15 @@
 //! ≤ e' + max_wait`.
 //!
 //! Take any optimal solution.
-//! * *Uncrossing.* If two groups A and B interleave in rank order, hand the |A| lowest ranks
-//!   of A ∪ B to A and the rest to B (say A holds the lowest rank). Sizes and the placed set
-//!   are unchanged. A's new range lies inside its old one; B's new range starts no earlier
-//!   than B's old start (the |B| highest of A ∪ B are at least B's own) and ends at
-//!   max(end A, end B), so it lies in B's old range, or — if B was nested inside A — in A's
-//!   old range. Either way both stay valid and the summed spread does not grow. Repeating
-//!   strictly reduces the number of interleaved pairs, so it ends.
+//! * *Uncrossing.* Let A be the group holding the lowest placed rank and B any other
+//!   group. Hand the |A| lowest ranks of A ∪ B to A and the rest to B: sizes and the placed
+//!   set are unchanged. A's new range lies inside its old one. B's new range starts no
+//!   earlier than B's old start (the |B| highest of A ∪ B are at least B's own) and ends at
+//!   max(end A, end B), so it lies inside B's old range or, if B was nested in A, inside
+//!   A's. Both stay valid and the summed spread does not grow. After doing this with every
+//!   other group in turn, A holds exactly the |A| lowest placed ranks (a lower-ranked x
+//!   left in some B would have been taken when B was processed, as A only ever gains lower
+//!   ranks). Set A aside and repeat with the remaining groups.
 //! * *No holes.* If an unplaced patient u lies inside a group's rank range, swap u with that
 //!   group's highest-ranked member: the range shrinks (still valid, spread no larger), the
 //!   counts stay, and the summed rank of placed patients drops, so the tie rule (4) prefers
@@ -41,8 +43,14 @@
 //! lexicographic order is compatible with addition, so keeping only the best score per
 //! prefix is exact. Because the valid run starts for a given end form a suffix (the
 //! threshold `max(d[i] − window, first(d[i]) − max_wait)` never decreases with i), the
-//! earliest valid start is found with one forward pointer, and each transition is O(1):
-//! O(n · (max − min + 1)) after sorting, with no allocation in the loop.
+//! earliest valid start is found with one forward pointer, and each transition is O(1).
+//!
+//! Closing a run `s..i` scores `best[s]` plus (i − s placed, 1 cohort, d[i−1] − d[s]
+//! spread, R(i) − R(s) ranks) with R(x) = x(x−1)/2, so comparing two starts for the same
+//! end only needs `(unplaced[s], cohorts[s], spread[s] − d[s], ranks[s] − R(s))`, a key of
+//! s alone. The allowed starts form a window whose both ends only move right as i grows,
+//! so a monotone deque yields the best start in amortised O(1): the DP is O(n) after
+//! sorting (within the O(n · (max − min + 1)) budget), with no allocation in the loop.
 //!
 //! Keys (modalities) are independent: total placed is maximal only if each key's is, and
 //! so on down the objective, so each key is optimised on its own.
@@ -60,7 +68,7 @@ use super::schedule::{date_from_days, days, earliest_first_session_days};
 use super::Modality;
 use chrono::{NaiveDate, Weekday};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Range;
 
 /// The program rules formation needs, flattened from the program's `cohort` and
@@ -243,33 +251,38 @@ pub fn plan(
     exclusions: &Exclusions,
 ) -> FormationPlan {
     let ctx = Ctx::new(rules, today);
-    let mut entries: Vec<Entry> = waiting
+    let entry = |p: &WaitingPatient| Entry {
+        key: ctx.key(p.modality),
+        day: days(p.dosed_on),
+        id: p.id,
+        modality: p.modality,
+    };
+    let in_open: HashSet<i64> = open
         .iter()
-        .map(|p| Entry {
-            key: ctx.key(p.modality),
-            day: days(p.dosed_on),
-            id: p.id,
-            modality: p.modality,
-        })
+        .flat_map(|c| c.member_ids.iter().copied())
         .collect();
-    dedupe_by_id(&mut entries);
 
     // (day, id, reason) so the waiting list can be ordered at the end.
     let mut left: Vec<(i64, i64, WaitReason)> = Vec::new();
-    if !open.is_empty() {
-        let members: HashSet<i64> = open
-            .iter()
-            .flat_map(|c| c.member_ids.iter().copied())
-            .collect();
-        entries.retain(|e| {
-            let member = members.contains(&e.id);
-            if member {
-                left.push((e.day, e.id, WaitReason::AlreadyInCohort));
-            }
-            !member
-        });
+    // Entries go straight into their packed sort form: at 100,000 patients every extra
+    // pass and buffer shows in the benchmark.
+    let mut packed: Vec<u128> = Vec::with_capacity(waiting.len());
+    let mut admit = |e: Entry| {
+        if !in_open.is_empty() && in_open.contains(&e.id) {
+            left.push((e.day, e.id, WaitReason::AlreadyInCohort));
+        } else {
+            packed.push(pack(&e));
+        }
+    };
+    if has_duplicate_ids(waiting.iter().map(|p| p.id)) {
+        latest_dosing_per_id(waiting.iter().map(entry))
+            .into_iter()
+            .for_each(&mut admit);
+    } else {
+        waiting.iter().map(entry).for_each(&mut admit);
     }
-    sort_entries(&mut entries);
+    packed.sort_unstable();
+    let entries: Vec<Entry> = packed.into_iter().map(unpack).collect();
 
     let (joined, rest) = admit_to_open_cohorts(&ctx, open, entries, exclusions);
 
@@ -288,9 +301,13 @@ pub fn plan(
                 cohorts.push(ctx.planned(&rest[at]));
             }
         } else {
-            let mut idx: Vec<usize> = seg.collect();
+            // Those who can never start in time are in no valid run; leaving them out
+            // keeps the repeated passes proportional to who is still placeable.
+            let mut idx: Vec<usize> = seg.filter(|&i| ctx.can_ever_start(rest[i].day)).collect();
             let mut sub: Vec<Entry> = Vec::with_capacity(idx.len());
-            loop {
+            // Each pass places at least `min` more; a few passes recover nearly everyone
+            // an exclusion split off, and the cap bounds the worst case at O(passes · n).
+            for _pass in 0..MAX_EXCLUSION_PASSES {
                 sub.clear();
                 sub.extend(idx.iter().map(|&i| rest[i]));
                 best_runs(&ctx, &sub, Some(exclusions), &mut dp, &mut runs);
@@ -353,6 +370,9 @@ pub fn plan(
             .collect(),
     }
 }
+
+/// How many times the DP is rerun on the leftovers when exclusions split runs.
+const MAX_EXCLUSION_PASSES: usize = 16;
 
 /// One waitlisted patient in day numbers; `key` is what must match within a cohort
 /// (0 for everyone in a mixed program, else one per modality).
@@ -448,41 +468,35 @@ impl Ctx {
     }
 }
 
-/// Keeps one entry per id: the most recent dosing (ties: the greater modality, for
-/// determinism). The common case, no duplicates, is checked without hashing.
-fn dedupe_by_id(entries: &mut Vec<Entry>) {
-    if !has_duplicate_ids(entries) {
-        return;
-    }
-    let mut latest: HashMap<i64, Entry> = HashMap::with_capacity(entries.len());
-    for e in entries.iter() {
+/// One entry per id: the most recent dosing (ties: the greater modality, for
+/// determinism), in no particular order (the caller sorts).
+fn latest_dosing_per_id(entries: impl Iterator<Item = Entry>) -> Vec<Entry> {
+    let mut latest: HashMap<i64, Entry> = HashMap::new();
+    for e in entries {
         latest
             .entry(e.id)
             .and_modify(|kept| {
                 if (e.day, e.modality) > (kept.day, kept.modality) {
-                    *kept = *e;
+                    *kept = e;
                 }
             })
-            .or_insert(*e);
+            .or_insert(e);
     }
-    // Order is restored by the caller's sort.
-    *entries = latest.into_values().collect();
+    latest.into_values().collect()
 }
 
-/// Database ids are dense, so a bitmap over their span answers in one pass; sparse ids
-/// fall back to sorting them.
-fn has_duplicate_ids(entries: &[Entry]) -> bool {
-    let (Some(lo), Some(hi)) = (
-        entries.iter().map(|e| e.id).min(),
-        entries.iter().map(|e| e.id).max(),
-    ) else {
+/// Database ids are dense, so a bitmap over their span answers in one pass without
+/// hashing; sparse ids fall back to sorting them.
+fn has_duplicate_ids(ids: impl Iterator<Item = i64> + Clone) -> bool {
+    let (Some(lo), Some(hi)) = (ids.clone().min(), ids.clone().max()) else {
         return false;
     };
     let span = hi.abs_diff(lo);
-    if span / 64 <= entries.len() as u64 {
+    let count = ids.clone().count() as u64;
+    if span / 64 <= count {
         let mut seen = vec![0u64; (span / 64) as usize + 1];
-        for e in entries {
-            let offset = e.id.abs_diff(lo);
+        for id in ids {
+            let offset = id.abs_diff(lo);
             let (word, bit) = ((offset / 64) as usize, 1u64 << (offset % 64));
             if seen[word] & bit != 0 {
                 return true;
@@ -491,22 +505,16 @@ fn has_duplicate_ids(entries: &[Entry]) -> bool {
         }
         false
     } else {
-        let mut ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
-        ids.sort_unstable();
-        ids.windows(2).any(|w| w[0] == w[1])
+        let mut sorted: Vec<i64> = ids.collect();
+        sorted.sort_unstable();
+        sorted.windows(2).any(|w| w[0] == w[1])
     }
 }
 
-/// Sorts by (key, day, id). Each entry is packed into one `u128` whose integer order is
-/// exactly that order, so the sort moves 16-byte integers with single comparisons — about
-/// the cost of sorting bare (date, id) pairs, which is the budget formation is held to.
-fn sort_entries(entries: &mut Vec<Entry>) {
-    let mut packed: Vec<u128> = entries.iter().map(pack).collect();
-    packed.sort_unstable();
-    entries.clear();
-    entries.extend(packed.into_iter().map(unpack));
-}
-
+/// Entries are sorted by (key, day, id) as one `u128` each, whose integer order is exactly
+/// that order: the sort then moves 16-byte integers with single comparisons — about the
+/// cost of sorting bare (date, id) pairs, which is the budget formation is held to.
+///
 /// Layout, high to low: key (8 bits), day (32, sign-flipped so unsigned order is signed
 /// order), id (64, sign-flipped), modality (8). Ids are unique after deduplication, so the
 /// modality bits never decide the order.
@@ -657,11 +665,27 @@ impl Score {
 /// Buffers reused across DP calls so a plan allocates them once per key, not per step.
 #[derive(Default)]
 struct Dp {
-    /// lo[i]: smallest start of a valid run ending at rank i.
-    lo: Vec<usize>,
+    /// With exclusions, floor[i]: smallest start of a run ending at rank i that holds no
+    /// excluded pair (empty without exclusions).
+    floor: Vec<usize>,
     best: Vec<Score>,
     /// choice[i]: 0 = rank i−1 unplaced, k = a run of k ending at rank i−1.
     choice: Vec<usize>,
+    /// Candidate starts with their [`start_key`], keys strictly increasing front to back.
+    starts: VecDeque<(StartKey, usize)>,
+}
+
+/// How good it is to start a run at rank s, whatever rank it ends at (smaller is better).
+type StartKey = (u64, u64, i64, i64);
+
+fn start_key(best: &Score, s: usize, day: i64) -> StartKey {
+    let s64 = s as u64;
+    (
+        s64 - best.placed,
+        best.cohorts,
+        best.spread.saturating_sub(day),
+        best.rank_sum as i64 - (s64 * s64.saturating_sub(1) / 2) as i64,
+    )
 }
 
 /// The best set of runs (ranges of `run`, ascending) for one key, `run` sorted by
@@ -679,49 +703,66 @@ fn best_runs(
         return;
     }
 
-    // Earliest valid start per end: the date threshold never decreases, so one pointer.
-    dp.lo.clear();
-    let mut j = 0;
-    for (i, e) in run.iter().enumerate() {
-        let threshold = e
-            .day
-            .saturating_sub(ctx.window)
-            .max(ctx.first_session(e.day).saturating_sub(ctx.max_wait));
-        while j <= i && run[j].day < threshold {
-            j += 1;
-        }
-        dp.lo.push(j);
-    }
+    // With exclusions, floor[i]: no run ending at rank i may start before it.
+    dp.floor.clear();
     if let Some(ex) = exclusions.filter(|ex| !ex.is_empty()) {
-        raise_starts_past_excluded_pairs(run, ex, &mut dp.lo);
+        starts_past_excluded_pairs(run, ex, &mut dp.floor);
     }
 
     dp.best.clear();
-    dp.best.resize(n + 1, Score::ZERO);
+    dp.best.push(Score::ZERO);
     dp.choice.clear();
-    dp.choice.resize(n + 1, 0);
+    dp.choice.push(0);
+    dp.starts.clear();
+    // Earliest start the dates allow for a run ending at `end`: the threshold never
+    // decreases with `end`, so one forward pointer finds it.
+    let mut earliest = 0;
     for i in 1..=n {
         let end = i - 1;
-        let mut best = dp.best[i - 1];
+        let day = run[end].day;
+        let threshold = day
+            .saturating_sub(ctx.window)
+            .max(ctx.first_session(day).saturating_sub(ctx.max_wait));
+        while earliest <= end && run[earliest].day < threshold {
+            earliest += 1;
+        }
+        let valid_from = dp.floor.get(end).map_or(earliest, |&f| f.max(earliest));
+
+        // Start i − min just became far enough back to close a run of `min` at `end`.
+        // Equal keys: the later start (shorter run) wins, as a fixed rule.
+        if let Some(s) = i.checked_sub(ctx.min) {
+            let key = start_key(&dp.best[s], s, run[s].day);
+            while dp.starts.back().is_some_and(|(k, _)| *k >= key) {
+                dp.starts.pop_back();
+            }
+            dp.starts.push_back((key, s));
+        }
+        // Drop starts that make the run too long or invalid; `lowest` never decreases.
+        let lowest = i.saturating_sub(ctx.max).max(valid_from);
+        while dp.starts.front().is_some_and(|&(_, s)| s < lowest) {
+            dp.starts.pop_front();
+        }
+
+        // Leaving `end` unplaced wins ties: nothing is formed without a strict gain.
+        let mut best = dp.best[end];
         let mut choice = 0;
-        let longest = ctx.max.min(i.saturating_sub(dp.lo[end]));
-        for k in ctx.min..=longest {
-            let s = i - k;
+        if let Some(&(_, s)) = dp.starts.front() {
             let before = dp.best[s];
+            let (k, from, to) = ((i - s) as u64, s as u64, i as u64);
             let candidate = Score {
-                placed: before.placed + k as u64,
+                placed: before.placed + k,
                 cohorts: before.cohorts + 1,
                 spread: before.spread.saturating_add(run[end].day - run[s].day),
-                // Sum of ranks s..=end.
-                rank_sum: before.rank_sum + ((s + end) as u64 * k as u64) / 2,
+                // Sum of ranks s..=end = R(i) − R(s).
+                rank_sum: before.rank_sum + (to * (to - 1) - from * from.saturating_sub(1)) / 2,
             };
             if candidate.better_than(&best) {
                 best = candidate;
-                choice = k;
+                choice = i - s;
             }
         }
-        dp.best[i] = best;
-        dp.choice[i] = choice;
+        dp.best.push(best);
+        dp.choice.push(choice);
     }
 
     let mut i = n;
@@ -737,9 +778,9 @@ fn best_runs(
     out.reverse();
 }
 
-/// Raises `lo[q]` so that no run ending at q contains an excluded pair (p, q′) with
-/// p < q′ ≤ q: the start must be past p.
-fn raise_starts_past_excluded_pairs(run: &[Entry], exclusions: &Exclusions, lo: &mut [usize]) {
+/// Fills `floor` (one per rank of `run`) so that no run ending at q and starting at or
+/// after `floor[q]` contains an excluded pair (p, q′) with p < q′ ≤ q: it must start past p.
+fn starts_past_excluded_pairs(run: &[Entry], exclusions: &Exclusions, floor: &mut Vec<usize>) {
     let mut rank: HashMap<i64, usize> = HashMap::with_capacity(exclusions.len() * 2);
     for (a, b) in exclusions.pairs() {
         rank.insert(a, usize::MAX);
@@ -750,19 +791,20 @@ fn raise_starts_past_excluded_pairs(run: &[Entry], exclusions: &Exclusions, lo: 
             *r = i;
         }
     }
-    let mut bump = vec![0usize; run.len()];
+    floor.clear();
+    floor.resize(run.len(), 0);
     for (a, b) in exclusions.pairs() {
         let (ra, rb) = (rank[&a], rank[&b]);
         if ra == usize::MAX || rb == usize::MAX {
             continue;
         }
         let (p, q) = (ra.min(rb), ra.max(rb));
-        bump[q] = bump[q].max(p + 1);
+        floor[q] = floor[q].max(p + 1);
     }
-    let mut floor = 0;
-    for (l, b) in lo.iter_mut().zip(bump) {
-        floor = floor.max(b);
-        *l = (*l).max(floor);
+    let mut running = 0;
+    for f in floor.iter_mut() {
+        running = running.max(*f);
+        *f = running;
     }
 }
 
@@ -1556,8 +1598,9 @@ mod tests {
         for e in &entries {
             assert_eq!(unpack(pack(e)), *e);
         }
-        let mut sorted = entries.to_vec();
-        sort_entries(&mut sorted);
+        let mut packed: Vec<u128> = entries.iter().map(pack).collect();
+        packed.sort_unstable();
+        let sorted: Vec<Entry> = packed.into_iter().map(unpack).collect();
         let mut expected = entries.to_vec();
         expected.sort_by_key(|e| (e.key, e.day, e.id));
         assert_eq!(sorted, expected);
@@ -1565,17 +1608,13 @@ mod tests {
 
     #[test]
     fn duplicate_ids_are_found_whether_ids_are_dense_or_sparse() {
-        let e = |id| Entry {
-            key: 0,
-            day: 0,
-            id,
-            modality: Modality::Ketamine,
-        };
-        assert!(!has_duplicate_ids(&[]));
-        assert!(!has_duplicate_ids(&[e(1), e(2), e(64), e(65)]));
-        assert!(has_duplicate_ids(&[e(1), e(2), e(64), e(1)]));
-        assert!(!has_duplicate_ids(&[e(i64::MIN), e(i64::MAX), e(0)]));
-        assert!(has_duplicate_ids(&[e(i64::MIN), e(i64::MAX), e(i64::MIN)]));
+        let dup = |ids: &[i64]| has_duplicate_ids(ids.iter().copied());
+        assert!(!dup(&[]));
+        assert!(!dup(&[1, 2, 64, 65, 128, 0]));
+        assert!(dup(&[1, 2, 64, 1]));
+        assert!(dup(&[-5, 200, 63, -5]));
+        assert!(!dup(&[i64::MIN, i64::MAX, 0]));
+        assert!(dup(&[i64::MIN, i64::MAX, i64::MIN]));
     }
 
     #[test]

@@ -235,3 +235,79 @@ pub fn facilitator_body(email: &str) -> Value {
         "max_active_cohorts": 3
     })
 }
+
+impl TestApp {
+    /// `count` patients dosed `days_ago` days ago (staggered by an hour), on the waitlist.
+    pub async fn waitlist(
+        &self,
+        token: &str,
+        program: i64,
+        count: usize,
+        days_ago: i64,
+    ) -> Vec<i64> {
+        let mut ids = Vec::with_capacity(count);
+        for n in 0..count {
+            let email = format!(
+                "w{}-{}@example.org",
+                days_ago,
+                uuid::Uuid::new_v4().simple()
+            );
+            let id = self
+                .create_patient(token, program, &format!("Waiting {n}"), &email)
+                .await;
+            let dosed_at = chrono::Utc::now()
+                - chrono::Duration::days(days_ago)
+                - chrono::Duration::hours(n as i64 % 5);
+            let response = self
+                .post(
+                    &format!("/api/v1/patients/{id}/dosings"),
+                    token,
+                    &json!({"dosed_at": dosed_at.to_rfc3339()}),
+                )
+                .await;
+            assert_eq!(response.status(), 201, "dosing");
+            ids.push(id);
+        }
+        ids
+    }
+
+    pub async fn form(&self, token: &str, program: i64, dry_run: bool) -> reqwest::Response {
+        self.post(
+            &format!("/api/v1/programs/{program}/cohort-formations"),
+            token,
+            &json!({ "dry_run": dry_run }),
+        )
+        .await
+    }
+
+    /// A therapist and a nurse trained for ketamine, free on Tuesday evenings.
+    pub async fn staff_pair(&self) -> (i64, i64) {
+        let mut therapist =
+            facilitator_body(&format!("t-{}@example.org", uuid::Uuid::new_v4().simple()));
+        therapist["availability"] = json!([{"weekday": "tue", "start": "08:00", "end": "22:00"}]);
+        let mut nurse = therapist.clone();
+        nurse["email"] = json!(format!("n-{}@example.org", uuid::Uuid::new_v4().simple()));
+        nurse["name"] = json!("Sam Nurse");
+        nurse["credentials"] = json!(["nurse"]);
+        (
+            self.create_facilitator(&therapist).await,
+            self.create_facilitator(&nurse).await,
+        )
+    }
+
+    /// A facilitator account linked to facilitator record `facilitator_id`.
+    pub async fn facilitator_user(&self, program: i64, facilitator_id: i64) -> String {
+        let email = format!("fu-{}@example.org", uuid::Uuid::new_v4().simple());
+        let response = self
+            .post(
+                "/api/v1/users",
+                &self.admin_token,
+                &json!({"email": email, "name": "Facilitator", "role": "facilitator",
+                        "password": "a long enough password", "program_ids": [program],
+                        "facilitator_id": facilitator_id}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        self.login(&email, "a long enough password").await
+    }
+}

@@ -4,6 +4,7 @@
 
 mod audit;
 mod auth;
+mod cohorts;
 mod facilitators;
 mod health;
 mod helpers;

@@ -1,0 +1,190 @@
+//! Staffing against stored facilitators: building the domain's inputs, applying teams.
+
+use super::ProgramContext;
+use crate::db::models::cohort::{self as cohorts, TeamRow};
+use crate::db::models::facilitator::{self as facilitators, FacilitatorRow};
+use crate::db::models::patient as patients;
+use crate::db::DbConnection;
+use crate::domain::staffing::{
+    Assignment, Availability, CohortNeed, Commitment, FacilitatorProfile, Role, Staffing,
+    StaffingRules,
+};
+use crate::domain::{Credential, Modality};
+use crate::error::AppResult;
+use chrono::{NaiveDateTime, NaiveTime};
+use std::collections::HashMap;
+
+pub fn rules_for(program: &ProgramContext, kind: &str) -> StaffingRules {
+    let staffing = &program.rules.staffing;
+    if kind == cohorts::KIND_PEER_SUPPORT {
+        // Peer circles are held by one lay peer facilitator.
+        StaffingRules {
+            members_per_facilitator: 0,
+            required_credentials: vec![Credential::Peer],
+            min_team: 1,
+        }
+    } else {
+        StaffingRules {
+            members_per_facilitator: staffing.members_per_facilitator as usize,
+            required_credentials: staffing.required_credentials.clone(),
+            min_team: 2,
+        }
+    }
+}
+
+/// Every facilitator as staffing sees them: profile, exclusions, and current load.
+/// `except_cohorts` are being (re)staffed, so their current teams do not count as load.
+pub fn load_profiles(
+    conn: &mut DbConnection,
+    program_id: i64,
+    except_cohorts: &[i64],
+) -> AppResult<Vec<FacilitatorProfile>> {
+    let rows = facilitators::list(conn, None)?;
+    let mut excluded: HashMap<i64, Vec<i64>> = HashMap::new();
+    for exclusion in patients::exclusions_in_program(conn, program_id)? {
+        if let Some(facilitator_id) = exclusion.facilitator_id {
+            excluded
+                .entry(facilitator_id)
+                .or_default()
+                .push(exclusion.patient_id);
+        }
+    }
+    let mut commitments: HashMap<i64, Vec<Commitment>> = HashMap::new();
+    for (facilitator_id, cohort_id, first, last) in cohorts::live_commitments(conn)? {
+        if except_cohorts.contains(&cohort_id) {
+            continue;
+        }
+        if let (Some(first), Some(last)) = (first, last) {
+            commitments
+                .entry(facilitator_id)
+                .or_default()
+                .push(Commitment {
+                    cohort_id,
+                    first_on: first.date(),
+                    last_on: last.date(),
+                });
+        }
+    }
+    rows.into_iter()
+        .map(|row| {
+            let id = row.id;
+            profile(
+                row,
+                excluded.remove(&id).unwrap_or_default(),
+                commitments.remove(&id).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[derive(serde::Deserialize)]
+struct StoredWindow {
+    weekday: String,
+    start: String,
+    end: String,
+}
+
+fn profile(
+    row: FacilitatorRow,
+    excluded_patients: Vec<i64>,
+    commitments: Vec<Commitment>,
+) -> AppResult<FacilitatorProfile> {
+    let corrupt = |what: &str| anyhow::anyhow!("facilitator {} has unreadable {what}", row.id);
+    let credentials: Vec<Credential> =
+        serde_json::from_str(&row.credentials).map_err(|_| corrupt("credentials"))?;
+    let modalities: Vec<Modality> =
+        serde_json::from_str(&row.modalities).map_err(|_| corrupt("modalities"))?;
+    let windows: Vec<StoredWindow> =
+        serde_json::from_str(&row.availability).map_err(|_| corrupt("availability"))?;
+    let availability = windows
+        .iter()
+        .map(|w| {
+            Ok(Availability {
+                weekday: w.weekday.parse().map_err(|_| corrupt("availability"))?,
+                start: NaiveTime::parse_from_str(&w.start, "%H:%M")
+                    .map_err(|_| corrupt("availability"))?,
+                end: NaiveTime::parse_from_str(&w.end, "%H:%M")
+                    .map_err(|_| corrupt("availability"))?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(FacilitatorProfile {
+        id: row.id,
+        timezone: row.timezone.parse().map_err(|_| corrupt("timezone"))?,
+        credentials,
+        modalities,
+        licence_expires_on: row.licence_expires_on,
+        availability,
+        max_active_cohorts: row.max_active_cohorts.max(0) as usize,
+        active: row.active,
+        excluded_patients,
+        commitments,
+    })
+}
+
+/// The need of a stored cohort: its active members and every session not cancelled.
+pub fn need_of(
+    conn: &mut DbConnection,
+    program: &ProgramContext,
+    cohort: &cohorts::CohortRow,
+) -> AppResult<CohortNeed> {
+    let members = cohorts::active_member_ids(conn, cohort.id)?;
+    let sessions = cohorts::sessions_of(conn, &[cohort.id])?;
+    let previous_team = cohorts::team(conn, cohort.id)?
+        .into_iter()
+        .map(|(row, _)| row.facilitator_id)
+        .collect();
+    Ok(CohortNeed {
+        id: cohort.id,
+        modality: cohort
+            .modality
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("cohort {}: {e}", cohort.id))?,
+        members,
+        session_starts: sessions
+            .iter()
+            .filter(|s| s.status != "cancelled")
+            .map(|s| s.starts_at.and_utc())
+            .collect(),
+        duration_minutes: sessions.first().map_or(program.duration_minutes(), |s| {
+            s.duration_minutes.max(1) as u32
+        }),
+        previous_team,
+        timezone: program.tz,
+    })
+}
+
+/// Writes a team and its gaps (as lead-readable text) for a cohort.
+pub fn apply(
+    conn: &mut DbConnection,
+    cohort_id: i64,
+    team: &[Assignment],
+    gaps: &[String],
+    override_reason: Option<&str>,
+    now: NaiveDateTime,
+) -> AppResult<()> {
+    let rows: Vec<TeamRow> = team
+        .iter()
+        .map(|a| TeamRow {
+            cohort_id,
+            facilitator_id: a.facilitator_id,
+            role: role_name(a.role).into(),
+            assigned_at: now,
+        })
+        .collect();
+    cohorts::set_team(conn, cohort_id, &rows)?;
+    let gaps = serde_json::to_string(gaps).map_err(|e| anyhow::anyhow!("gaps: {e}"))?;
+    cohorts::set_staffing_gaps(conn, cohort_id, &gaps, override_reason, now)?;
+    Ok(())
+}
+
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Lead => "lead",
+        Role::CoFacilitator => "co_facilitator",
+    }
+}
+
+pub fn gap_texts(staffing: &Staffing) -> Vec<String> {
+    staffing.gaps.iter().map(|gap| gap.to_string()).collect()
+}
