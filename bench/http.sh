@@ -55,6 +55,7 @@ run_wrk() {
 printf '\nwrk -t%s -c%s -d%s, pool size %s, log %s, %s cores (%s)\n' \
     "$WRK_THREADS" "$WRK_CONNECTIONS" "$WRK_DURATION" "${COHORTS_DB_POOL_SIZE:-8 (default)}" \
     "${COHORTS_LOG:-warn}" "$(nproc)" "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
+printf 'load average at start: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 results=()
 for backend in $BACKENDS; do
     log "== $backend"

@@ -41,6 +41,7 @@ log "CSV: $ROWS rows, $(wc -c <"$csv") bytes"
 
 printf '\n%s patients per import, %s runs per backend, %s cores (%s)\n' "$ROWS" "$RUNS" \
     "$(nproc)" "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
+printf 'load average at start: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 summary=()
 for backend in $BACKENDS; do
     times=()
@@ -64,7 +65,7 @@ for backend in $BACKENDS; do
     min="$(printf '%s\n' "${times[@]}" | sort -g | head -n1)"
     med="$(printf '%s\n' "${times[@]}" | median)"
     summary+=("$(printf '| %-8s | %6s | %7.3f | %8.3f | %s |' "$backend" "$ROWS" "$min" "$med" \
-        "$(printf '%s ' "${times[@]}" | sed 's/ $//')")")
+        "$(printf '%.3f ' "${times[@]}" | sed 's/ $//')")")
 done
 
 printf '\n| backend  |   rows |   min s | median s | all runs (s) |\n'

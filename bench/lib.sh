@@ -55,18 +55,19 @@ free_port() {
     die "no free port found"
 }
 
-# new_database_url sqlite|postgres DIR → prints a COHORTS_DATABASE_URL for a fresh database.
+# new_database_url sqlite|postgres DIR → sets DATABASE_URL to a fresh database.
+# (Not run in a subshell, so that BENCH_DBS records what bench_cleanup must drop.)
 new_database_url() {
     local backend="$1" dir="$2"
     case "$backend" in
-        sqlite) echo "sqlite://$dir/cohorts.db" ;;
+        sqlite) DATABASE_URL="sqlite://$dir/cohorts.db" ;;
         postgres)
             local db
             db="cohorts_bench_$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
             psql -q "$BENCH_PG_ADMIN_URL" -c "CREATE DATABASE $db" >/dev/null \
                 || die "cannot create database $db (is PostgreSQL running? pg_ctlcluster 15 main start)"
             BENCH_DBS+=("$db")
-            echo "$BENCH_PG_BASE/$db"
+            DATABASE_URL="$BENCH_PG_BASE/$db"
             ;;
         *) die "unknown backend $backend" ;;
     esac
@@ -77,11 +78,11 @@ new_database_url() {
 start_server() {
     local backend="$1"
     SERVER_DIR="$(mktemp -d "$BENCH_TMP/$backend.XXXX")"
-    local url port
-    url="$(new_database_url "$backend" "$SERVER_DIR")"
+    local port
+    new_database_url "$backend" "$SERVER_DIR"
     port="$(free_port)"
     BASE_URL="http://127.0.0.1:$port"
-    COHORTS_DATABASE_URL="$url" \
+    COHORTS_DATABASE_URL="$DATABASE_URL" \
         COHORTS_BIND="127.0.0.1:$port" \
         COHORTS_PUBLIC_URL="$BASE_URL" \
         COHORTS_DATA_DIR="$SERVER_DIR/data" \

@@ -754,7 +754,7 @@ async fn patch_session(
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
     let request = body.0;
-    let change = match (request.starts_at, request.status) {
+    let change = match (request.starts_at, request.status.as_deref()) {
         (Some(starts_at), None) => {
             let when = DateTime::parse_from_rfc3339(starts_at.trim())
                 .map_err(|_| AppError::field("starts_at", "must be an RFC 3339 time with offset"))?
@@ -764,39 +764,52 @@ async fn patch_session(
             }
             SessionChange::Reschedule(when)
         }
-        (None, Some(status)) if status == "cancelled" => SessionChange::Cancel,
+        (None, Some("cancelled")) => SessionChange::Cancel,
+        (None, Some("did_not_take_place")) => SessionChange::DidNotTakePlace,
         (None, Some(_)) => {
             return Err(AppError::field(
                 "status",
-                "only cancelled can be set here; attendance marks held sessions",
+                "must be cancelled (ahead of time) or did_not_take_place (after the start); attendance marks a session held",
             ))
         }
-        _ => {
-            return Err(AppError::field(
-                "starts_at",
-                "give exactly one of starts_at or status",
-            ))
-        }
+        _ => return Err(AppError::field("starts_at", "give exactly one of starts_at or status")),
     };
     let view = db(&state, move |conn| {
         write_transaction(conn, |conn| {
             let session = cohorts::find_session(conn, id)?;
-            let cohort = cohort_for_lead(conn, &actor, session.cohort_id)?;
             let now = database::now();
-            if session.status != "scheduled" || session.starts_at <= now {
+            let cohort = match change {
+                // The people in the room know whether it happened.
+                SessionChange::DidNotTakePlace => cohort_for_reader(conn, &actor, session.cohort_id)?,
+                _ => cohort_for_lead(conn, &actor, session.cohort_id)?,
+            };
+            let started = session.starts_at <= now;
+            let allowed = match change {
+                SessionChange::DidNotTakePlace => started && matches!(session.status.as_str(), "scheduled" | "held"),
+                _ => !started && session.status == "scheduled",
+            };
+            if !allowed {
                 return Err(AppError::Conflict {
-                    message: "only a scheduled session that has not started can be changed".into(),
+                    message: match change {
+                        SessionChange::DidNotTakePlace => "only a session that has started can be marked did_not_take_place",
+                        _ => "only a scheduled session that has not started can be changed",
+                    }
+                    .into(),
                     details: Some(json!({"current_status": session.status, "starts_at": session.starts_at.and_utc()})),
                 });
             }
-            let action = match change {
+            let (action, field) = match change {
                 SessionChange::Reschedule(when) => {
                     cohorts::reschedule_session(conn, id, when.naive_utc(), now)?;
-                    "reschedule"
+                    ("reschedule", "starts_at")
                 }
                 SessionChange::Cancel => {
                     cohorts::set_session_status(conn, id, "cancelled", now)?;
-                    "cancel"
+                    ("cancel", "status")
+                }
+                SessionChange::DidNotTakePlace => {
+                    cohorts::set_session_status(conn, id, "did_not_take_place", now)?;
+                    ("did_not_take_place", "status")
                 }
             };
             audit::record(conn, AuditEvent {
@@ -805,17 +818,19 @@ async fn patch_session(
                 entity: "session",
                 entity_id: id,
                 program_id: Some(cohort.program_id),
-                changed_fields: vec![if action == "cancel" { "status".into() } else { "starts_at".into() }],
+                changed_fields: vec![field.into()],
                 detail: None,
             })?;
-            lead_view(conn, session.cohort_id)
+            cohort_document(conn, &cohort, actor.role != Role::Facilitator)
         })
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
+#[derive(Clone, Copy)]
 enum SessionChange {
     Reschedule(DateTime<Utc>),
     Cancel,
+    DidNotTakePlace,
 }

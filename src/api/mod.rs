@@ -8,6 +8,7 @@ use crate::telemetry::Metrics;
 use actix_web::web;
 use std::sync::Arc;
 
+pub mod attendance;
 pub mod audit;
 pub mod auth;
 pub mod cohorts;
@@ -54,6 +55,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(patients::config)
             .configure(facilitators::config)
             .configure(cohorts::config)
+            .configure(attendance::config)
             .configure(audit::config)
             .default_service(web::to(not_found)),
     );

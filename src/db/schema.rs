@@ -61,6 +61,36 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    attendance (id) {
+        id -> BigInt,
+        session_id -> BigInt,
+        patient_id -> BigInt,
+        status -> Text,
+        note -> Nullable<Text>,
+        recorded_by -> BigInt,
+        recorded_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    follow_ups (id) {
+        id -> BigInt,
+        cohort_id -> BigInt,
+        patient_id -> BigInt,
+        kind -> Text,
+        status -> Text,
+        streak_start_session_id -> BigInt,
+        consecutive_absences -> Integer,
+        opened_at -> Timestamp,
+        escalated_at -> Nullable<Timestamp>,
+        acknowledged_at -> Nullable<Timestamp>,
+        acknowledged_by -> Nullable<BigInt>,
+        note -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(user_programs -> users (user_id));
 diesel::joinable!(user_programs -> programs (program_id));
 diesel::joinable!(api_tokens -> users (user_id));
@@ -190,6 +220,8 @@ diesel::joinable!(cohort_members -> patients (patient_id));
 diesel::joinable!(cohort_facilitators -> cohorts (cohort_id));
 diesel::joinable!(cohort_facilitators -> facilitators (facilitator_id));
 diesel::joinable!(sessions -> cohorts (cohort_id));
+diesel::joinable!(attendance -> sessions (session_id));
+diesel::joinable!(follow_ups -> cohorts (cohort_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     programs,
@@ -206,4 +238,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     cohort_members,
     cohort_facilitators,
     sessions,
+    attendance,
+    follow_ups,
 );

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+pub mod attendance;
 pub mod formation;
 pub mod patient;
 pub mod program;

@@ -2,6 +2,7 @@
 //! needs, run it, and write its outcome in one transaction. Shared by the API handlers
 //! and the CLI.
 
+pub mod attendance;
 pub mod formation;
 pub mod staffing;
 

@@ -2,6 +2,7 @@
 //! and its own database: a fresh SQLite file, or, when TEST_DATABASE_URL is set, a fresh
 //! PostgreSQL database.
 
+mod attendance;
 mod audit;
 mod auth;
 mod cohorts;
