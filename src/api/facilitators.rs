@@ -301,6 +301,7 @@ async fn create(
 #[serde(deny_unknown_fields)]
 struct ListParams {
     active: Option<bool>,
+    with_load: Option<bool>,
 }
 
 async fn list(
@@ -310,10 +311,20 @@ async fn list(
 ) -> AppResult<HttpResponse> {
     actor.require_lead_or_admin()?;
     let active = params.active;
+    let with_load = params.with_load.unwrap_or(false);
     let views = db(&state, move |conn| {
+        let now = database::now();
         facilitators::list(conn, active)?
             .into_iter()
-            .map(FacilitatorView::try_from)
+            .map(|row| {
+                let id = row.id;
+                let mut view = serde_json::to_value(FacilitatorView::try_from(row)?)
+                    .map_err(|e| anyhow::anyhow!("serialising a facilitator: {e}"))?;
+                if with_load {
+                    view["load"] = json!(crate::planning::staffing::load_of(conn, id, now)?);
+                }
+                Ok(view)
+            })
             .collect::<AppResult<Vec<_>>>()
     })
     .await?;
@@ -367,11 +378,19 @@ async fn patch(
                 ));
             }
             let changed = changed_paths(&before, &after);
+            let mut uncovered = Vec::new();
             if !changed.is_empty() {
-                facilitators::update(conn, id, &fields, database::now())?;
+                let now = database::now();
+                facilitators::update(conn, id, &fields, now)?;
                 audit::record(conn, facilitator_audit(&actor, "update", id, changed))?;
+                uncovered = crate::planning::staffing::reassess_cohorts_of(conn, id, now)?;
             }
-            FacilitatorView::try_from(facilitators::find(conn, id)?)
+            let mut view =
+                serde_json::to_value(FacilitatorView::try_from(facilitators::find(conn, id)?)?)
+                    .map_err(|e| anyhow::anyhow!("serialising a facilitator: {e}"))?;
+            // Cohorts whose team no longer meets the rules after this change.
+            view["cohorts_losing_coverage"] = json!(uncovered);
+            Ok(view)
         })
     })
     .await?;

@@ -188,3 +188,83 @@ pub fn role_name(role: Role) -> &'static str {
 pub fn gap_texts(staffing: &Staffing) -> Vec<String> {
     staffing.gaps.iter().map(|gap| gap.to_string()).collect()
 }
+
+/// Re-checks every live cohort a facilitator is on after their record changed
+/// (deactivated, licence, availability…), storing what the team now lacks. Returns the
+/// cohorts that have lost coverage.
+pub fn reassess_cohorts_of(
+    conn: &mut DbConnection,
+    facilitator_id: i64,
+    now: NaiveDateTime,
+) -> AppResult<Vec<i64>> {
+    let mut uncovered = Vec::new();
+    for cohort in cohorts::list(conn, None, None, Some(facilitator_id))? {
+        if !matches!(cohort.status.as_str(), "forming" | "active") {
+            continue;
+        }
+        let program =
+            ProgramContext::try_from(&crate::db::models::program::find(conn, cohort.program_id)?)?;
+        let need = need_of(conn, &program, &cohort)?;
+        let team: Vec<Assignment> = cohorts::team(conn, cohort.id)?
+            .into_iter()
+            .map(|(row, _)| Assignment {
+                facilitator_id: row.facilitator_id,
+                role: if row.role == "lead" {
+                    Role::Lead
+                } else {
+                    Role::CoFacilitator
+                },
+            })
+            .collect();
+        let profiles = load_profiles(conn, program.id, &[cohort.id])?;
+        let violations: Vec<String> = crate::domain::staffing::check_team(
+            &rules_for(&program, &cohort.kind),
+            &need,
+            &team,
+            &profiles,
+        )
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        let gaps = serde_json::to_string(&violations).map_err(|e| anyhow::anyhow!("gaps: {e}"))?;
+        cohorts::set_staffing_gaps(
+            conn,
+            cohort.id,
+            &gaps,
+            cohort.override_reason.as_deref(),
+            now,
+        )?;
+        if !violations.is_empty() {
+            uncovered.push(cohort.id);
+        }
+    }
+    Ok(uncovered)
+}
+
+/// A facilitator's live cohorts and how many of their sessions fall in the next week.
+#[derive(Debug, serde::Serialize)]
+pub struct Load {
+    pub active_cohorts: Vec<i64>,
+    pub sessions_next_7_days: usize,
+}
+
+pub fn load_of(
+    conn: &mut DbConnection,
+    facilitator_id: i64,
+    now: NaiveDateTime,
+) -> AppResult<Load> {
+    let live: Vec<i64> = cohorts::list(conn, None, None, Some(facilitator_id))?
+        .into_iter()
+        .filter(|c| matches!(c.status.as_str(), "forming" | "active"))
+        .map(|c| c.id)
+        .collect();
+    let week = now + chrono::Duration::days(7);
+    let sessions_next_7_days = cohorts::sessions_of(conn, &live)?
+        .iter()
+        .filter(|s| s.status == "scheduled" && s.starts_at >= now && s.starts_at < week)
+        .count();
+    Ok(Load {
+        active_cohorts: live,
+        sessions_next_7_days,
+    })
+}

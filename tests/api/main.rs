@@ -12,4 +12,5 @@ mod helpers;
 mod import;
 mod patients;
 mod programs;
+mod staffing;
 mod users;
