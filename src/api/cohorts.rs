@@ -37,7 +37,69 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     )
     .route("/cohorts/{id}/facilitators", web::put().to(set_team))
     .route("/cohorts/{id}/staffing", web::post().to(auto_staff))
-    .route("/sessions/{id}", web::patch().to(patch_session));
+    .route("/sessions/{id}", web::patch().to(patch_session))
+    .route("/cohorts/{id}/completion", web::post().to(complete))
+    .route("/programs/{id}/peer-circles", web::get().to(peer_circles));
+}
+
+async fn complete(
+    state: web::Data<AppState>,
+    actor: CurrentUser,
+    path: web::Path<i64>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let outcome = db(&state, move |conn| {
+        write_transaction(conn, |conn| {
+            let cohort = cohort_for_lead(conn, &actor, id)?;
+            let program = program_context(conn, cohort.program_id)?;
+            crate::planning::peer::complete(
+                conn,
+                &program,
+                &cohort,
+                Some(actor.id),
+                database::now(),
+            )
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(outcome))
+}
+
+async fn peer_circles(
+    state: web::Data<AppState>,
+    actor: CurrentUser,
+    path: web::Path<i64>,
+) -> AppResult<HttpResponse> {
+    let program_id = path.into_inner();
+    let views = db(&state, move |conn| {
+        let program = program_context(conn, program_id)?;
+        actor.require_lead_of(program_id)?;
+        cohorts::activate_started(conn, database::now())?;
+        let now = database::now();
+        let mut views = Vec::new();
+        for status in ["forming", "active", "completed"] {
+            for circle in cohorts::of_program(conn, program_id, cohorts::KIND_PEER_SUPPORT, status)?
+            {
+                let members = cohorts::active_member_ids(conn, circle.id)?;
+                let next = cohorts::sessions_of(conn, &[circle.id])?
+                    .into_iter()
+                    .filter(|s| s.status == "scheduled" && s.starts_at > now)
+                    .map(|s| s.starts_at.and_utc())
+                    .min();
+                let from_cohorts: std::collections::BTreeSet<i64> =
+                    crate::planning::peer::origins(conn, circle.id)?;
+                let mut view = cohort_document(conn, &circle, true)?;
+                view["capacity"] = json!(program.rules.peer_support.max_size);
+                view["active_members"] = json!(members.len());
+                view["next_session_at"] = json!(next);
+                view["from_cohorts"] = json!(from_cohorts);
+                views.push(view);
+            }
+        }
+        Ok(views)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({ "circles": views })))
 }
 
 pub fn program_context(conn: &mut DbConnection, program_id: i64) -> AppResult<ProgramContext> {
@@ -602,7 +664,14 @@ async fn withdraw_member(
             if cohorts::withdraw_member(conn, id, patient_id, &reason, now)? == 0 {
                 return Err(AppError::NotFound);
             }
-            patients::set_status(conn, &[patient_id], PatientStatus::Withdrawn.as_str(), now)?;
+            // Leaving a peer circle returns the person to `completed`; leaving an
+            // integration cohort withdraws them.
+            let after = if cohort.kind == cohorts::KIND_PEER_SUPPORT {
+                PatientStatus::Completed
+            } else {
+                PatientStatus::Withdrawn
+            };
+            patients::set_status(conn, &[patient_id], after.as_str(), now)?;
             audit::record(
                 conn,
                 AuditEvent {

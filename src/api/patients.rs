@@ -168,7 +168,27 @@ fn patient_document(
         .collect();
     let mut document = serde_json::to_value(PatientSummary::new(row, None))
         .map_err(|error| anyhow::anyhow!("serialising a patient: {error}"))?;
+    let journey: Vec<Value> = crate::db::models::cohort::memberships_of(conn, id)?
+        .into_iter()
+        .map(|(member, kind, cohort_status)| {
+            json!({
+                "cohort_id": member.cohort_id,
+                "kind": kind,
+                "cohort_status": cohort_status,
+                "member_status": member.status,
+                "joined_at": member.joined_at.and_utc(),
+                "left_at": member.left_at.map(|at| at.and_utc()),
+            })
+        })
+        .collect();
+    let invitations: Vec<Value> = crate::planning::peer::invitations_of(conn, id)?
+        .into_iter()
+        .map(|i| json!({"id": i.id, "cohort_id": i.cohort_id, "status": i.status, "circle_id": i.circle_id,
+                        "created_at": i.created_at.and_utc(), "responded_at": i.responded_at.map(|t| t.and_utc())}))
+        .collect();
     if let Some(object) = document.as_object_mut() {
+        object.insert("journey".into(), json!(journey));
+        object.insert("peer_invitations".into(), json!(invitations));
         object.remove("latest_dosing");
         object.insert("dosings".into(), json!(dosings));
         object.insert("consent_history".into(), json!(consent));

@@ -91,6 +91,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    peer_invitations (id) {
+        id -> BigInt,
+        patient_id -> BigInt,
+        cohort_id -> BigInt,
+        status -> Text,
+        circle_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        responded_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(user_programs -> users (user_id));
 diesel::joinable!(user_programs -> programs (program_id));
 diesel::joinable!(api_tokens -> users (user_id));
@@ -240,4 +252,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     attendance,
     follow_ups,
+    peer_invitations,
 );

@@ -106,6 +106,13 @@ pub struct PeerSupportRules {
     pub interval_weeks: u32,
     pub sessions: u32,
     pub max_size: u32,
+    /// Peer facilitators per circle.
+    pub facilitators: u32,
+    /// Attendance is voluntary in a circle: no follow-ups unless the program wants them.
+    pub follow_ups: bool,
+    /// Days after an integration cohort's last session when the worker completes it on
+    /// its own, once attendance is complete; 0 leaves completion to a lead.
+    pub auto_complete_after_days: u32,
 }
 
 impl Default for PeerSupportRules {
@@ -114,6 +121,9 @@ impl Default for PeerSupportRules {
             interval_weeks: 4,
             sessions: 6,
             max_size: 12,
+            facilitators: 1,
+            follow_ups: false,
+            auto_complete_after_days: 7,
         }
     }
 }
@@ -210,6 +220,18 @@ impl ProgramRules {
         }
         if !(1..=104).contains(&peer.sessions) {
             fail("peer_support.sessions", "must be between 1 and 104".into());
+        }
+        if !(1..=4).contains(&peer.facilitators) {
+            fail(
+                "peer_support.facilitators",
+                "must be between 1 and 4".into(),
+            );
+        }
+        if peer.auto_complete_after_days > 365 {
+            fail(
+                "peer_support.auto_complete_after_days",
+                "must be at most 365".into(),
+            );
         }
         if !(1..=MAX_GROUP_SIZE).contains(&peer.max_size) {
             fail(

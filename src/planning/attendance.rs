@@ -58,8 +58,8 @@ pub fn open_follow_ups(
     now: NaiveDateTime,
 ) -> AppResult<Vec<i64>> {
     let rules = &program.rules.attendance;
-    // Peer circles are voluntary: no outreach for missing one.
-    if cohort.kind == cohorts::KIND_PEER_SUPPORT {
+    // Peer circles are voluntary: no outreach for missing one, unless the program asks.
+    if cohort.kind == cohorts::KIND_PEER_SUPPORT && !program.rules.peer_support.follow_ups {
         return Ok(vec![]);
     }
     let marks = CohortMarks::load(conn, cohort.id)?;

@@ -4,6 +4,7 @@
 
 pub mod attendance;
 pub mod formation;
+pub mod peer;
 pub mod staffing;
 
 use crate::db::models::program::ProgramRow;

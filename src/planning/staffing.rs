@@ -17,11 +17,11 @@ use std::collections::HashMap;
 pub fn rules_for(program: &ProgramContext, kind: &str) -> StaffingRules {
     let staffing = &program.rules.staffing;
     if kind == cohorts::KIND_PEER_SUPPORT {
-        // Peer circles are held by one lay peer facilitator.
+        // Peer circles are held by lay peer facilitators, one by default.
         StaffingRules {
             members_per_facilitator: 0,
             required_credentials: vec![Credential::Peer],
-            min_team: 1,
+            min_team: program.rules.peer_support.facilitators.max(1) as usize,
         }
     } else {
         StaffingRules {

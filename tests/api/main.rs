@@ -11,6 +11,7 @@ mod health;
 mod helpers;
 mod import;
 mod patients;
+mod peer_support;
 mod programs;
 mod staffing;
 mod users;

@@ -37,7 +37,7 @@ async fn an_admin_creates_a_program_with_every_default() {
     );
     assert_eq!(
         program["peer_support"],
-        json!({"interval_weeks": 4, "sessions": 6, "max_size": 12})
+        json!({"interval_weeks": 4, "sessions": 6, "max_size": 12, "facilitators": 1, "follow_ups": false, "auto_complete_after_days": 7})
     );
     assert_eq!(program["reminders"], json!({"hours_before": [48, 2]}));
     let id = program["id"].as_i64().expect("id");
@@ -134,6 +134,14 @@ async fn every_program_rule_is_validated_with_its_field_named() {
         (
             json!({"peer_support": {"max_size": 41}}),
             "peer_support.max_size",
+        ),
+        (
+            json!({"peer_support": {"facilitators": 0}}),
+            "peer_support.facilitators",
+        ),
+        (
+            json!({"peer_support": {"follow_ups": "sometimes"}}),
+            "peer_support.follow_ups",
         ),
         (
             json!({"reminders": {"hours_before": [2, 48]}}),

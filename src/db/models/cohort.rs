@@ -410,3 +410,16 @@ pub fn live_commitments(conn: &mut DbConnection) -> QueryResult<Vec<CommitmentRo
         ))
         .load(conn)
 }
+
+/// Every membership of a patient with the cohort's kind and status, oldest first.
+pub fn memberships_of(
+    conn: &mut DbConnection,
+    patient_id: i64,
+) -> QueryResult<Vec<(MemberRow, String, String)>> {
+    cohort_members::table
+        .inner_join(cohorts::table)
+        .filter(cohort_members::patient_id.eq(patient_id))
+        .order(cohort_members::id)
+        .select((cohort_members::all_columns, cohorts::kind, cohorts::status))
+        .load(conn)
+}

@@ -1,0 +1,297 @@
+use crate::helpers::{error_body, facilitator_body, spawn_app, TestApp};
+use chrono::{Duration, Utc};
+use serde_json::{json, Value};
+
+/// A program whose cohorts have 5 weekly sessions, and its lead.
+async fn short_program(app: &TestApp) -> (i64, String) {
+    let (program, lead) = app.program_with_lead().await;
+    let response = app
+        .patch(
+            &format!("/api/v1/programs/{program}"),
+            &app.admin_token,
+            &json!({"schedule": {"sessions": 5}, "peer_support": {"max_size": 2}}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    (program, lead)
+}
+
+/// A cohort whose five sessions are all behind it, with `marks[member][session]`
+/// recorded (`dntp` marks the session as not having taken place).
+async fn finished_cohort(
+    app: &TestApp,
+    program: i64,
+    lead: &str,
+    marks: &[[&str; 5]],
+) -> (i64, Vec<i64>) {
+    let members = app.waitlist(lead, program, marks.len(), 60).await;
+    let first = (Utc::now() - Duration::days(36)).to_rfc3339();
+    let created: Value = app
+        .post("/api/v1/cohorts", lead, &json!({"program_id": program, "members": members, "first_session_at": first, "override_reason": "past cohort"}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let cohort = created["id"].as_i64().expect("id");
+    let sessions: Vec<i64> = created["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .filter_map(|s| s["id"].as_i64())
+        .collect();
+    for (index, session) in sessions.iter().enumerate() {
+        if marks.iter().all(|m| m[index] == "dntp") {
+            let response = app
+                .patch(
+                    &format!("/api/v1/sessions/{session}"),
+                    lead,
+                    &json!({"status": "did_not_take_place"}),
+                )
+                .await;
+            assert_eq!(response.status(), 200);
+            continue;
+        }
+        let records: Vec<Value> = members
+            .iter()
+            .zip(marks)
+            .map(|(p, m)| json!({"patient_id": p, "status": m[index]}))
+            .collect();
+        let response = app
+            .request(
+                reqwest::Method::PUT,
+                &format!("/api/v1/sessions/{session}/attendance"),
+                Some(lead),
+                Some(&json!({"records": records})),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    }
+    (cohort, members)
+}
+
+async fn complete(app: &TestApp, lead: &str, cohort: i64) -> reqwest::Response {
+    app.post(
+        &format!("/api/v1/cohorts/{cohort}/completion"),
+        lead,
+        &json!({}),
+    )
+    .await
+}
+
+fn accept(app: &TestApp, invitation: i64) -> i64 {
+    let mut conn = app.conn();
+    cohorts::planning::peer::accept(&mut conn, invitation, Utc::now().naive_utc())
+        .expect("accepted")
+}
+
+#[tokio::test]
+async fn completion_counts_held_sessions_exactly_at_the_threshold() {
+    let app = spawn_app().await;
+    let (program, lead) = short_program(&app).await;
+    let marks = [
+        ["present", "present", "present", "absent", "dntp"], // 3 of 4: exactly 0.75
+        ["present", "absent", "absent", "present", "dntp"],  // 2 of 4
+        ["present", "present", "present", "excused", "dntp"], // excused is not attended: 3 of 4
+        ["late", "left_early", "present", "present", "dntp"], // 4 of 4
+    ];
+    let (cohort, m) = finished_cohort(&app, program, &lead, &marks).await;
+    let response = complete(&app, &lead, cohort).await;
+    assert_eq!(response.status(), 200);
+    let outcome: Value = response.json().await.expect("json");
+    let result = |id: i64| {
+        outcome["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .find(|x| x["patient_id"] == id)
+            .cloned()
+            .expect("member")
+    };
+    assert_eq!(result(m[0])["completed"], true);
+    assert_eq!(
+        result(m[0])["held"],
+        4,
+        "the session that did not take place is not counted"
+    );
+    assert_eq!(result(m[1])["completed"], false);
+    assert!(result(m[1])["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("2 of 4"));
+    assert_eq!(result(m[2])["completed"], true);
+    assert_eq!(result(m[3])["completed"], true);
+
+    let patient: Value = app
+        .get(&format!("/api/v1/patients/{}", m[1]), &lead)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(patient["status"], "in_cohort");
+    let patient: Value = app
+        .get(&format!("/api/v1/patients/{}", m[0]), &lead)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(patient["status"], "completed");
+    assert_eq!(patient["journey"][0]["member_status"], "completed");
+    let view: Value = app
+        .get(&format!("/api/v1/cohorts/{cohort}"), &lead)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(view["status"], "completed");
+    error_body(complete(&app, &lead, cohort).await, 409).await;
+}
+
+#[tokio::test]
+async fn completion_is_refused_while_sessions_remain_or_attendance_is_missing() {
+    let app = spawn_app().await;
+    let (program, lead) = short_program(&app).await;
+    app.waitlist(&lead, program, 4, 3).await;
+    let formed: Value = app
+        .form(&lead, program, false)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let upcoming = formed["cohorts"][0]["id"].as_i64().expect("id");
+    let body = error_body(complete(&app, &lead, upcoming).await, 409).await;
+    assert_eq!(
+        body["error"]["details"]["sessions_ahead"]
+            .as_array()
+            .map(Vec::len),
+        Some(5)
+    );
+
+    let members = app.waitlist(&lead, program, 4, 60).await;
+    let first = (Utc::now() - Duration::days(36)).to_rfc3339();
+    let past: Value = app
+        .post(
+            "/api/v1/cohorts",
+            &lead,
+            &json!({"program_id": program, "members": members, "first_session_at": first}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let body = error_body(
+        complete(&app, &lead, past["id"].as_i64().expect("id")).await,
+        409,
+    )
+    .await;
+    assert_eq!(body["error"]["message"], "attendance is missing");
+    assert_eq!(
+        body["error"]["details"]["sessions_without_attendance"]
+            .as_array()
+            .map(Vec::len),
+        Some(5)
+    );
+}
+
+#[tokio::test]
+async fn only_completers_who_consent_are_invited() {
+    let app = spawn_app().await;
+    let (program, lead) = short_program(&app).await;
+    let all_present = ["present"; 5];
+    let (cohort, m) = finished_cohort(
+        &app,
+        program,
+        &lead,
+        &[all_present, all_present, ["absent"; 5]],
+    )
+    .await;
+    app.patch(
+        &format!("/api/v1/patients/{}", m[1]),
+        &lead,
+        &json!({"email_consent": false}),
+    )
+    .await;
+    let outcome: Value = complete(&app, &lead, cohort)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(outcome["invitations"].as_array().map(Vec::len), Some(1));
+    let invited: Value = app
+        .get(&format!("/api/v1/patients/{}", m[0]), &lead)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(invited["peer_invitations"][0]["status"], "pending");
+    for other in &m[1..] {
+        let patient: Value = app
+            .get(&format!("/api/v1/patients/{other}"), &lead)
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(patient["peer_invitations"], json!([]));
+    }
+}
+
+#[tokio::test]
+async fn circles_mix_cohorts_roll_over_when_full_and_are_led_by_a_peer() {
+    let app = spawn_app().await;
+    let (program, lead) = short_program(&app).await;
+    let mut peer = facilitator_body("peer@example.org");
+    peer["credentials"] = json!(["peer"]);
+    peer["licence_expires_on"] = Value::Null;
+    peer["availability"] = json!([{"weekday": "tue", "start": "08:00", "end": "22:00"}]);
+    let peer_id = app.create_facilitator(&peer).await;
+
+    let present = ["present"; 5];
+    let (first_cohort, _) = finished_cohort(&app, program, &lead, &[present, present]).await;
+    let (second_cohort, _) = finished_cohort(&app, program, &lead, &[present]).await;
+    let first: Value = complete(&app, &lead, first_cohort)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let second: Value = complete(&app, &lead, second_cohort)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let invitations: Vec<i64> = first["invitations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(second["invitations"].as_array().into_iter().flatten())
+        .filter_map(Value::as_i64)
+        .collect();
+    assert_eq!(invitations.len(), 3);
+
+    // Capacity 2: one from each cohort share the first circle; the third starts a new one.
+    let a = accept(&app, invitations[0]);
+    let b = accept(&app, invitations[2]);
+    let c = accept(&app, invitations[1]);
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    assert_eq!(
+        accept(&app, invitations[0]),
+        a,
+        "answering twice keeps the seat"
+    );
+
+    let circles: Value = app
+        .get(&format!("/api/v1/programs/{program}/peer-circles"), &lead)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let circles = circles["circles"].as_array().expect("circles");
+    assert_eq!(circles.len(), 2);
+    let mixed = circles.iter().find(|x| x["id"] == a).expect("first circle");
+    assert_eq!(mixed["from_cohorts"], json!([first_cohort, second_cohort]));
+    assert_eq!(mixed["active_members"], 2);
+    assert_eq!(mixed["kind"], "peer_support");
+    assert_eq!(mixed["sessions"].as_array().map(Vec::len), Some(6));
+    assert_eq!(mixed["staffing"]["complete"], true, "{}", mixed["staffing"]);
+    assert_eq!(mixed["facilitators"][0]["facilitator_id"], peer_id);
+    assert_eq!(mixed["facilitators"][0]["role"], "lead");
+}
