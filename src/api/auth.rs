@@ -136,9 +136,8 @@ impl FromRequest for CurrentUser {
             let state = state.ok_or_else(|| anyhow::anyhow!("application state missing"))?;
             let token_hash = hash_token(&token.ok_or(AppError::Unauthorized)?);
             db(&state, move |conn| {
-                let user = users::find_by_token(conn, &token_hash, database::now())?
+                let (user, program_ids) = users::find_by_token(conn, &token_hash, database::now())?
                     .ok_or(AppError::Unauthorized)?;
-                let program_ids = users::program_ids(conn, user.id)?;
                 Ok(CurrentUser {
                     id: user.id,
                     role: user.role(),

@@ -169,20 +169,30 @@ pub fn insert_token(
         .map(|_| ())
 }
 
-/// The user holding a live token (not expired, not revoked), if any.
+/// The user holding a live token (not expired, not revoked) with their program ids, in
+/// one query: this runs on every API request.
 pub fn find_by_token(
     conn: &mut DbConnection,
     token_hash: &str,
     now: NaiveDateTime,
-) -> QueryResult<Option<UserRow>> {
-    api_tokens::table
-        .inner_join(users::table)
+) -> QueryResult<Option<(UserRow, Vec<i64>)>> {
+    let rows: Vec<(UserRow, Option<i64>)> = api_tokens::table
+        .inner_join(users::table.left_join(user_programs::table))
         .filter(api_tokens::token_hash.eq(token_hash))
         .filter(api_tokens::expires_at.gt(now))
         .filter(api_tokens::revoked_at.is_null())
-        .select(users::all_columns)
-        .first(conn)
-        .optional()
+        .select((users::all_columns, user_programs::program_id.nullable()))
+        .order(user_programs::program_id)
+        .load(conn)?;
+    let mut rows = rows.into_iter();
+    let Some((user, first_program)) = rows.next() else {
+        return Ok(None);
+    };
+    let programs = first_program
+        .into_iter()
+        .chain(rows.filter_map(|(_, program)| program))
+        .collect();
+    Ok(Some((user, programs)))
 }
 
 pub fn revoke_token(
