@@ -40,6 +40,12 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Fill an empty database with a demo program and print demo sign-ins.
+    SeedDemo {
+        /// Also build a benchmark program: 1,000 cohorts × 12 sessions × 10 members.
+        #[arg(long)]
+        large: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -77,6 +83,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Form { program, dry_run } => form(&settings, program, dry_run),
+        Command::SeedDemo { large } => seed_demo(&settings, large),
         Command::User(UserCommand::Add {
             email,
             name,
@@ -129,6 +136,28 @@ fn form(settings: &Settings, program_id: i64, dry_run: bool) -> anyhow::Result<(
     }
     .map_err(describe)?;
     print!("{}", formation::render_table(&outcome, program.tz));
+    Ok(())
+}
+
+fn seed_demo(settings: &Settings, large: bool) -> anyhow::Result<()> {
+    let pool = prepare_database(settings)?;
+    let mut conn = pool.get()?;
+    let report = crate::seed::seed(&mut conn, large).map_err(|error| match error {
+        crate::error::AppError::Internal(cause) => cause,
+        other => describe(other),
+    })?;
+    println!("Demo program {} is ready.", report.program_id);
+    if let Some(id) = report.large_program_id {
+        println!("Benchmark program {id} is ready.");
+    }
+    println!("{} attendance records written.", report.attendance_records);
+    println!("Sign in at {}/staff/login with:", settings.public_url);
+    for account in &report.accounts {
+        println!(
+            "  {:<13} {}  password: {}",
+            account.role, account.email, account.password
+        );
+    }
     Ok(())
 }
 

@@ -48,6 +48,7 @@ impl Application {
                 .configure(api::extractor_errors)
                 .wrap(from_fn(telemetry::observe))
                 .configure(api::config)
+                .configure(crate::pages::config)
                 .default_service(web::to(api::not_found))
         })
         .shutdown_timeout(10)

@@ -36,19 +36,19 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RecordInput {
-    patient_id: i64,
-    status: String,
+pub struct RecordInput {
+    pub patient_id: i64,
+    pub status: String,
     #[serde(default)]
-    note: Option<String>,
+    pub note: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AttendanceRequest {
-    records: Vec<RecordInput>,
+pub struct AttendanceRequest {
+    pub records: Vec<RecordInput>,
     #[serde(default)]
-    amend_reason: Option<String>,
+    pub amend_reason: Option<String>,
 }
 
 struct ValidRecord {
@@ -92,7 +92,7 @@ fn validate_records(request: &AttendanceRequest) -> AppResult<Vec<ValidRecord>> 
 }
 
 /// The session and the cohort it belongs to, if the caller may take its attendance.
-fn session_for_staff(
+pub fn session_for_staff(
     conn: &mut DbConnection,
     actor: &CurrentUser,
     session_id: i64,
@@ -108,12 +108,22 @@ async fn record(
     path: web::Path<i64>,
     body: Json<AttendanceRequest>,
 ) -> AppResult<HttpResponse> {
-    let session_id = path.into_inner();
-    let request = body.0;
+    let view = record_attendance(&state, actor, path.into_inner(), body.0).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Validates and writes one session's attendance (API and pages alike); returns the
+/// session's attendance document.
+pub async fn record_attendance(
+    state: &web::Data<AppState>,
+    actor: CurrentUser,
+    session_id: i64,
+    request: AttendanceRequest,
+) -> AppResult<Value> {
     let records_in = validate_records(&request)?;
     let amend_reason = crate::types::optional_text(request.amend_reason.as_deref(), 1000)
         .map_err(|e| AppError::field("amend_reason", e))?;
-    let view = db(&state, move |conn| {
+    let view = db(state, move |conn| {
         write_transaction(conn, |conn| {
             let (session, cohort) = session_for_staff(conn, &actor, session_id)?;
             let now = database::now();
@@ -194,10 +204,10 @@ async fn record(
         })
     })
     .await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(view)
 }
 
-fn attendance_document(
+pub fn attendance_document(
     conn: &mut DbConnection,
     session_id: i64,
     cohort: &CohortRow,
@@ -260,8 +270,17 @@ async fn cohort_matrix(
     actor: CurrentUser,
     path: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
-    let cohort_id = path.into_inner();
-    let view = db(&state, move |conn| {
+    let view = cohort_matrix_view(&state, actor, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Members × sessions with rates, streaks and flags, for a reader of the cohort.
+pub async fn cohort_matrix_view(
+    state: &web::Data<AppState>,
+    actor: CurrentUser,
+    cohort_id: i64,
+) -> AppResult<Value> {
+    let view = db(state, move |conn| {
         let cohort = cohort_for_reader(conn, &actor, cohort_id)?;
         let program = program_context(conn, cohort.program_id)?;
         let sessions = cohorts::sessions_of(conn, &[cohort_id])?;
@@ -326,7 +345,7 @@ async fn cohort_matrix(
         Ok(json!({"cohort_id": cohort_id, "sessions": session_views, "members": members}))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(view)
 }
 
 #[derive(Deserialize)]
@@ -338,20 +357,20 @@ struct ReportParams {
 }
 
 #[derive(Serialize)]
-struct MemberReport {
-    cohort_id: i64,
-    patient_id: i64,
-    name: String,
-    held: i64,
-    attended: i64,
-    excused: i64,
-    absent: i64,
-    unrecorded: i64,
-    rate: Option<f64>,
-    completed: bool,
+pub struct MemberReport {
+    pub cohort_id: i64,
+    pub patient_id: i64,
+    pub name: String,
+    pub held: i64,
+    pub attended: i64,
+    pub excused: i64,
+    pub absent: i64,
+    pub unrecorded: i64,
+    pub rate: Option<f64>,
+    pub completed: bool,
 }
 
-fn parse_date(field: &str, text: Option<&str>) -> AppResult<Option<NaiveDate>> {
+pub fn parse_date(field: &str, text: Option<&str>) -> AppResult<Option<NaiveDate>> {
     text.map(|t| {
         NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d")
             .map_err(|_| AppError::field(field, "must be a date YYYY-MM-DD"))
@@ -384,7 +403,34 @@ async fn program_report(
             .is_some_and(|accept| accept.contains("text/csv")),
         Some(_) => return Err(AppError::field("format", "must be json or csv")),
     };
-    let (members, cohorts_summary) = db(&state, move |conn| {
+    let (members, cohorts_summary) = report_data(&state, actor, program_id, from, to).await?;
+    if wants_csv {
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"attendance-program-{program_id}.csv\""),
+            ))
+            .body(report_csv(&members)?));
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "program_id": program_id,
+        "from": from,
+        "to": to,
+        "cohorts": cohorts_summary,
+        "members": members,
+    })))
+}
+
+/// The program report for a lead: per member, and per cohort as JSON values.
+pub async fn report_data(
+    state: &web::Data<AppState>,
+    actor: CurrentUser,
+    program_id: i64,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> AppResult<(Vec<MemberReport>, Vec<Value>)> {
+    let (members, cohorts_summary) = db(state, move |conn| {
         let program = program_context(conn, program_id)?;
         actor.require_lead_of(program_id)?;
         // Dates are program-local days; `to` is inclusive.
@@ -447,47 +493,36 @@ async fn program_report(
         Ok((members, summary))
     })
     .await?;
-    if wants_csv {
-        let mut writer = csv::Writer::from_writer(Vec::new());
-        for member in &members {
-            writer
-                .serialize(member)
-                .map_err(|e| anyhow::anyhow!("writing csv: {e}"))?;
-        }
-        if members.is_empty() {
-            writer
-                .write_record([
-                    "cohort_id",
-                    "patient_id",
-                    "name",
-                    "held",
-                    "attended",
-                    "excused",
-                    "absent",
-                    "unrecorded",
-                    "rate",
-                    "completed",
-                ])
-                .map_err(|e| anyhow::anyhow!("writing csv: {e}"))?;
-        }
-        let bytes = writer
-            .into_inner()
+    Ok((members, cohorts_summary))
+}
+
+/// The per-member report as CSV (a header row even when empty).
+pub fn report_csv(members: &[MemberReport]) -> AppResult<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for member in members {
+        writer
+            .serialize(member)
             .map_err(|e| anyhow::anyhow!("writing csv: {e}"))?;
-        return Ok(HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"attendance-program-{program_id}.csv\""),
-            ))
-            .body(bytes));
     }
-    Ok(HttpResponse::Ok().json(json!({
-        "program_id": program_id,
-        "from": from,
-        "to": to,
-        "cohorts": cohorts_summary,
-        "members": members,
-    })))
+    if members.is_empty() {
+        writer
+            .write_record([
+                "cohort_id",
+                "patient_id",
+                "name",
+                "held",
+                "attended",
+                "excused",
+                "absent",
+                "unrecorded",
+                "rate",
+                "completed",
+            ])
+            .map_err(|e| anyhow::anyhow!("writing csv: {e}"))?;
+    }
+    Ok(writer
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("writing csv: {e}"))?)
 }
 
 #[derive(Deserialize)]
@@ -566,10 +601,20 @@ async fn acknowledge(
     path: web::Path<i64>,
     body: Json<AcknowledgeRequest>,
 ) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
-    let note = crate::types::optional_text(body.0.note.as_deref(), 2000)
+    let view = acknowledge_follow_up(&state, actor, path.into_inner(), body.0.note).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Acknowledges an open follow-up of a cohort the caller may read.
+pub async fn acknowledge_follow_up(
+    state: &web::Data<AppState>,
+    actor: CurrentUser,
+    id: i64,
+    note: Option<String>,
+) -> AppResult<Value> {
+    let note = crate::types::optional_text(note.as_deref(), 2000)
         .map_err(|e| AppError::field("note", e))?;
-    let view = db(&state, move |conn| {
+    let view = db(state, move |conn| {
         write_transaction(conn, |conn| {
             let follow_up = records::find(conn, id)?;
             let cohort = cohort_for_reader(conn, &actor, follow_up.cohort_id)?;
@@ -596,5 +641,5 @@ async fn acknowledge(
         })
     })
     .await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(view)
 }

@@ -134,22 +134,29 @@ impl FromRequest for CurrentUser {
             .map(|token| token.trim().to_string());
         Box::pin(async move {
             let state = state.ok_or_else(|| anyhow::anyhow!("application state missing"))?;
-            let token_hash = hash_token(&token.ok_or(AppError::Unauthorized)?);
-            db(&state, move |conn| {
-                let (user, program_ids) = users::find_by_token(conn, &token_hash, database::now())?
-                    .ok_or(AppError::Unauthorized)?;
-                Ok(CurrentUser {
-                    id: user.id,
-                    role: user.role(),
-                    email: user.email,
-                    name: user.name,
-                    program_ids,
-                    facilitator_id: user.facilitator_id,
-                    token_hash,
-                })
-            })
-            .await
+            CurrentUser::from_token(&state, &token.ok_or(AppError::Unauthorized)?).await
         })
+    }
+}
+
+impl CurrentUser {
+    /// Resolves a token (from the header, or the pages' signed session cookie).
+    pub async fn from_token(state: &web::Data<AppState>, token: &str) -> AppResult<CurrentUser> {
+        let token_hash = hash_token(token);
+        db(state, move |conn| {
+            let (user, program_ids) = users::find_by_token(conn, &token_hash, database::now())?
+                .ok_or(AppError::Unauthorized)?;
+            Ok(CurrentUser {
+                id: user.id,
+                role: user.role(),
+                email: user.email,
+                name: user.name,
+                program_ids,
+                facilitator_id: user.facilitator_id,
+                token_hash,
+            })
+        })
+        .await
     }
 }
 
@@ -198,13 +205,28 @@ enum LoginOutcome {
 
 async fn login(state: web::Data<AppState>, body: Json<LoginRequest>) -> AppResult<HttpResponse> {
     let LoginRequest { email, password } = body.0;
+    let (token, expires_at, user) = authenticate(&state, email, password).await?;
+    Ok(HttpResponse::Ok().json(LoginResponse {
+        token,
+        expires_at: expires_at.and_utc(),
+        user,
+    }))
+}
+
+/// Checks a password with the lockout rules and issues a token: (token, expiry, user).
+/// Shared by the API login and the pages' login form.
+pub async fn authenticate(
+    state: &web::Data<AppState>,
+    email: String,
+    password: String,
+) -> AppResult<(String, NaiveDateTime, UserView)> {
     let email = email.trim().to_lowercase();
     let token = new_token();
     let token_hash = hash_token(&token);
     let ttl = Duration::hours(state.settings.token_ttl_hours.max(1));
     let expires_at = database::now() + ttl;
 
-    let outcome = db(&state, move |conn| {
+    let outcome = db(state, move |conn| {
         write_transaction(conn, |conn| -> AppResult<LoginOutcome> {
             let now = database::now();
             let Some(user) = users::find_by_email(conn, &email)? else {
@@ -232,11 +254,7 @@ async fn login(state: web::Data<AppState>, body: Json<LoginRequest>) -> AppResul
     .await?;
 
     match outcome {
-        LoginOutcome::Success(user) => Ok(HttpResponse::Ok().json(LoginResponse {
-            token,
-            expires_at: expires_at.and_utc(),
-            user,
-        })),
+        LoginOutcome::Success(user) => Ok((token, expires_at, user)),
         LoginOutcome::WrongCredentials => Err(AppError::Unauthorized),
         LoginOutcome::Locked { retry_after_secs } => {
             Err(AppError::TooManyRequests { retry_after_secs })

@@ -1,0 +1,357 @@
+//! The cohort page (members, team and gaps, sessions, attendance heat-map) and the
+//! one-screen attendance form. Facilitators reach only their own cohorts.
+
+use super::render::redirect;
+use super::session::Staff;
+use super::{page, PageResult};
+use crate::api::attendance::{
+    attendance_document, cohort_matrix_view, record_attendance, session_for_staff,
+    AttendanceRequest, RecordInput,
+};
+use crate::api::cohorts::{cohort_document, cohort_for_reader, program_context};
+use crate::api::{db, AppState};
+use crate::db::models::cohort as cohorts;
+use crate::db::models::program;
+use crate::db::models::user::Role;
+use crate::domain::attendance::AttendanceStatus;
+use crate::error::{AppError, FieldErrors};
+use actix_web::web;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+fn status_label(status: &str) -> &'static str {
+    match status {
+        "present" => "Present",
+        "late" => "Late",
+        "left_early" => "Left early",
+        "absent" => "Absent",
+        "excused" => "Excused",
+        "scheduled" => "Scheduled",
+        "held" => "Held",
+        "cancelled" => "Cancelled",
+        "did_not_take_place" => "Did not take place",
+        _ => "Unknown",
+    }
+}
+
+fn mark_letter(status: &str) -> &'static str {
+    match status {
+        "present" => "P",
+        "late" => "L",
+        "left_early" => "E",
+        "absent" => "A",
+        "excused" => "X",
+        _ => "?",
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CohortQuery {
+    saved: Option<i64>,
+}
+
+pub async fn cohort_page(
+    state: web::Data<AppState>,
+    staff: Staff,
+    path: web::Path<i64>,
+    query: web::Query<CohortQuery>,
+) -> PageResult {
+    let cohort_id = path.into_inner();
+    let actor = staff.user.clone();
+    let (document, program_name, tz) = db(&state, move |conn| {
+        cohorts::activate_started(conn, crate::db::now())?;
+        let cohort = cohort_for_reader(conn, &actor, cohort_id)?;
+        let document = cohort_document(conn, &cohort, actor.role != Role::Facilitator)?;
+        let program = program_context(conn, cohort.program_id)?;
+        let name = program::find(conn, cohort.program_id)?.name;
+        Ok((document, name, program.tz))
+    })
+    .await?;
+    let matrix = cohort_matrix_view(&state, staff.user.clone(), cohort_id).await?;
+    let now = chrono::Utc::now();
+    let empty = Vec::new();
+    let sessions = document["sessions"].as_array().unwrap_or(&empty);
+    let matrix_sessions = matrix["sessions"].as_array().unwrap_or(&empty);
+    let attended_at = |session_id: &Value| -> i64 {
+        matrix_sessions
+            .iter()
+            .find(|s| &s["id"] == session_id)
+            .and_then(|s| s["counts"].as_object())
+            .map(|counts| {
+                ["present", "late", "left_early"]
+                    .iter()
+                    .filter_map(|k| counts.get(*k).and_then(Value::as_i64))
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let recorded_at = |session_id: &Value| -> bool {
+        matrix_sessions
+            .iter()
+            .find(|s| &s["id"] == session_id)
+            .and_then(|s| s["counts"].as_object())
+            .is_some_and(|counts| !counts.is_empty())
+    };
+    let started = |s: &Value| {
+        s["starts_at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t <= now)
+    };
+    let session_rows: Vec<Value> = sessions
+        .iter()
+        .map(|s| {
+            let status = s["status"].as_str().unwrap_or("");
+            json!({
+                "id": s["id"], "seq": s["seq"], "when": s["local_start"],
+                "status": status, "status_label": status_label(status),
+                "attended": if recorded_at(&s["id"]) { json!(attended_at(&s["id"])) } else { json!("–") },
+                "recorded": recorded_at(&s["id"]),
+                "can_record": started(s) && matches!(status, "scheduled" | "held"),
+            })
+        })
+        .collect();
+    let heat_sessions: Vec<Value> = matrix_sessions
+        .iter()
+        .map(|s| {
+            let date = s["starts_at"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&tz).format("%Y-%m-%d").to_string())
+                .unwrap_or_default();
+            json!({"seq": s["seq"], "date": date})
+        })
+        .collect();
+    let heat_rows: Vec<Value> = matrix["members"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|m| {
+            let marks = m["marks"].as_array().unwrap_or(&empty);
+            let cells: Vec<Value> = marks
+                .iter()
+                .zip(matrix_sessions)
+                .map(|(mark, session)| match mark.as_str() {
+                    Some(status) => json!({"class": status, "text": mark_letter(status),
+                        "label": format!("session {}: {}", session["seq"], status_label(status))}),
+                    None if started(session) && session["status"] == "held" => {
+                        json!({"class": "missing", "text": "?", "label": format!("session {}: not recorded", session["seq"])})
+                    }
+                    None => json!({"class": "none", "text": "", "label": format!("session {}: no record", session["seq"])}),
+                })
+                .collect();
+            json!({
+                "name": m["name"], "cells": cells,
+                "rate": super::charts::percent(m["rate"].as_f64()),
+                "flags": m["flags"].as_array().unwrap_or(&empty).iter()
+                    .filter_map(|f| f.as_str()).map(|f| f.replace('_', " ")).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let members: Vec<Value> = document["members"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|m| json!({"name": m["name"], "withdrawn": m["status"] != "active"}))
+        .collect();
+    let active = members.iter().filter(|m| m["withdrawn"] == false).count();
+    let notice = query.saved.and_then(|saved| {
+        sessions
+            .iter()
+            .find(|s| s["id"].as_i64() == Some(saved))
+            .map(|s| format!("Attendance saved for session {}.", s["seq"]))
+    });
+    let context = json!({
+        "notice": notice,
+        "cohort": {
+            "id": document["id"], "status": document["status"], "kind": document["kind"],
+            "modality": document["modality"], "program_name": program_name,
+            "venue": document["venue"], "join_url": document["join_url"],
+        },
+        "members": members,
+        "active_members": active,
+        "team": document["facilitators"].as_array().unwrap_or(&empty).iter()
+            .map(|f| json!({"name": f["name"], "role": f["role"].as_str().unwrap_or("").replace('_', "-")}))
+            .collect::<Vec<_>>(),
+        "gaps": document["staffing"]["gaps"],
+        "override_reason": document["staffing"]["override_reason"],
+        "sessions": session_rows,
+        "heat": {"sessions": heat_sessions, "rows": heat_rows},
+    });
+    page(
+        &staff,
+        "staff/cohort",
+        &format!("Cohort #{cohort_id}"),
+        context,
+    )
+}
+
+pub async fn attendance_form(
+    state: web::Data<AppState>,
+    staff: Staff,
+    path: web::Path<i64>,
+) -> PageResult {
+    let session_id = path.into_inner();
+    let actor = staff.user.clone();
+    let (document, session, tz) = db(&state, move |conn| {
+        let (session, cohort) = session_for_staff(conn, &actor, session_id)?;
+        let program = program_context(conn, cohort.program_id)?;
+        Ok((
+            attendance_document(conn, session_id, &cohort)?,
+            session,
+            program.tz,
+        ))
+    })
+    .await?;
+    let now = crate::db::now();
+    let blocked = if session.starts_at > now {
+        Some("Attendance can be taken once the session has started.")
+    } else if matches!(session.status.as_str(), "cancelled" | "did_not_take_place") {
+        Some("This session did not take place, so it has no attendance.")
+    } else {
+        None
+    };
+    let empty = Vec::new();
+    let mut needs_reason = false;
+    let members: Vec<Value> = document["records"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|m| {
+            let current = m["status"].as_str();
+            let old = m["recorded_at"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t.naive_utc() + chrono::Duration::hours(48) < now);
+            needs_reason |= old;
+            json!({
+                "patient_id": m["patient_id"],
+                "name": m["name"],
+                "note": m["note"].as_str().unwrap_or(""),
+                "choices": AttendanceStatus::ALL.iter().map(|s| json!({
+                    "value": s.as_str(), "label": status_label(s.as_str()),
+                    "checked": current == Some(s.as_str()),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let when = session
+        .starts_at
+        .and_utc()
+        .with_timezone(&tz)
+        .format("%a %Y-%m-%d %H:%M %Z")
+        .to_string();
+    let context = json!({
+        "cohort_id": session.cohort_id,
+        "session": {"id": session.id, "seq": session.seq, "when": when},
+        "blocked": blocked,
+        "members": members,
+        "needs_reason": needs_reason,
+    });
+    page(&staff, "staff/attendance", "Attendance", context)
+}
+
+/// The form as posted: `csrf`, `status_<patient>`, `note_<patient>`, `amend_reason`.
+fn attendance_request(fields: &[(String, String)]) -> Result<AttendanceRequest, AppError> {
+    let mut errors = FieldErrors::new();
+    let mut records: Vec<RecordInput> = Vec::new();
+    let mut amend_reason = None;
+    for (name, value) in fields {
+        if let Some(id) = name.strip_prefix("status_") {
+            match id.parse::<i64>() {
+                Ok(patient_id) => records.push(RecordInput {
+                    patient_id,
+                    status: value.clone(),
+                    note: None,
+                }),
+                Err(_) => {
+                    errors.insert(name.clone(), "is not a member".into());
+                }
+            }
+        } else if name == "amend_reason" {
+            amend_reason = Some(value.clone()).filter(|v| !v.trim().is_empty());
+        }
+    }
+    for record in &mut records {
+        let key = format!("note_{}", record.patient_id);
+        record.note = fields
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| value.clone())
+            .filter(|v| !v.trim().is_empty());
+    }
+    if records.is_empty() && errors.is_empty() {
+        errors.insert(
+            "records".into(),
+            "choose a status for at least one member".into(),
+        );
+    }
+    AppError::check(errors)?;
+    Ok(AttendanceRequest {
+        records,
+        amend_reason,
+    })
+}
+
+pub async fn save_attendance(
+    state: web::Data<AppState>,
+    staff: Staff,
+    path: web::Path<i64>,
+    form: web::Form<Vec<(String, String)>>,
+) -> PageResult {
+    let fields = form.into_inner();
+    let csrf = fields
+        .iter()
+        .find(|(name, _)| name == "csrf")
+        .map(|(_, value)| value.as_str())
+        .unwrap_or("");
+    staff.check_csrf(&state.secret_key, csrf)?;
+    let session_id = path.into_inner();
+    let request = attendance_request(&fields)?;
+    let view = record_attendance(&state, staff.user.clone(), session_id, request).await?;
+    let cohort_id = view["session"]["cohort_id"].as_i64().unwrap_or_default();
+    Ok(redirect(&format!(
+        "/staff/cohorts/{cohort_id}?saved={session_id}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_form_becomes_one_request_with_notes_kept() {
+        let request = attendance_request(&pairs(&[
+            ("csrf", "x"),
+            ("status_3", "present"),
+            ("note_3", "arrived early"),
+            ("status_4", "absent"),
+            ("note_4", " "),
+            ("amend_reason", ""),
+        ]))
+        .expect("valid");
+        assert_eq!(request.records.len(), 2);
+        assert_eq!(request.records[0].note.as_deref(), Some("arrived early"));
+        assert_eq!(request.records[1].note, None);
+        assert_eq!(request.amend_reason, None);
+    }
+
+    #[test]
+    fn an_empty_form_names_the_problem() {
+        let Err(error) = attendance_request(&pairs(&[("csrf", "x")])) else {
+            panic!("an empty form is refused");
+        };
+        assert!(matches!(error, AppError::Validation(fields) if fields.contains_key("records")));
+        let Err(error) = attendance_request(&pairs(&[("status_x", "present")])) else {
+            panic!("a bad member id is refused");
+        };
+        assert!(matches!(error, AppError::Validation(fields) if fields.contains_key("status_x")));
+    }
+}
