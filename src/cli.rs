@@ -26,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server (applies pending migrations first).
     Serve,
+    /// Run only the mail worker (plans reminders, sends the outbox), no HTTP server.
+    Worker,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage user accounts.
@@ -76,6 +78,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     match cli.command {
         Command::Serve => serve(settings).await,
+        Command::Worker => crate::jobs::worker::run_standalone(settings).await,
         Command::Migrate => {
             let pool = prepare_database(&settings)?;
             drop(pool);

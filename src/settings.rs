@@ -22,6 +22,21 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub token_ttl_hours: i64,
     pub db_pool_size: u32,
+    /// Worker tuning (tests, benchmarks); unset means the defaults of `jobs::WorkerConfig`.
+    #[serde(default)]
+    pub worker_poll_millis: Option<u64>,
+    #[serde(default)]
+    pub worker_lease_secs: Option<u64>,
+    #[serde(default)]
+    pub mail_retry_base_millis: Option<u64>,
+    #[serde(default)]
+    pub mail_max_attempts: Option<u32>,
+    /// `false` runs `serve` without the mail worker (a separate `cohorts worker` sends).
+    #[serde(default)]
+    pub worker_enabled: Option<bool>,
+    /// A folder laid out like templates/ whose files override the embedded templates.
+    #[serde(default)]
+    pub templates_dir: Option<PathBuf>,
 }
 
 impl Settings {

@@ -19,6 +19,7 @@ pub struct Application {
     port: u16,
     server: Server,
     pool: DbPool,
+    worker: Option<crate::jobs::worker::Handle>,
     /// Email and one-time password of the admin created on this start, if one was.
     pub initial_admin: Option<(String, String)>,
 }
@@ -36,15 +37,22 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("binding {}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let metrics = Arc::new(Metrics::default());
+        let mailer = web::Data::new(crate::jobs::Mailer::from_settings(
+            &settings,
+            secret_key.clone(),
+        )?);
+        let worker = crate::jobs::worker::start_beside_server(&settings, &pool, &mailer, &metrics);
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             settings: Arc::new(settings),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             secret_key: Arc::new(secret_key),
         });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(mailer.clone())
                 .configure(api::extractor_errors)
                 .wrap(from_fn(telemetry::observe))
                 .configure(api::config)
@@ -58,6 +66,7 @@ impl Application {
             port,
             server,
             pool,
+            worker,
             initial_admin,
         })
     }
@@ -72,7 +81,11 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM, then finishes in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(worker) = self.worker {
+            worker.stop().await;
+        }
+        served
     }
 }
 

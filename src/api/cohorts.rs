@@ -206,6 +206,7 @@ pub fn cohort_document(
         .map(|(row, name)| json!({"facilitator_id": row.facilitator_id, "name": name, "role": row.role}))
         .collect();
     let sessions = cohorts::sessions_of(conn, &[cohort.id])?;
+    let rsvps = crate::jobs::rsvps_of(conn, &sessions.iter().map(|s| s.id).collect::<Vec<_>>())?;
     let session_views: Vec<Value> = sessions
         .iter()
         .map(|s| {
@@ -217,6 +218,7 @@ pub fn cohort_document(
                 "ends_at": starts + chrono::Duration::minutes(i64::from(s.duration_minutes)),
                 "local_start": starts.with_timezone(&program.tz).format("%a %Y-%m-%d %H:%M %Z").to_string(),
                 "status": s.status,
+                "rsvp": crate::jobs::rsvp_counts(&rsvps, s.id),
             })
         })
         .collect();
@@ -672,6 +674,7 @@ async fn withdraw_member(
                 PatientStatus::Withdrawn
             };
             patients::set_status(conn, &[patient_id], after.as_str(), now)?;
+            crate::jobs::cancel_for_patient(conn, patient_id, "left the group", now)?;
             audit::record(
                 conn,
                 AuditEvent {
@@ -870,10 +873,13 @@ async fn patch_session(
             let (action, field) = match change {
                 SessionChange::Reschedule(when) => {
                     cohorts::reschedule_session(conn, id, when.naive_utc(), now)?;
+                    let notice = crate::jobs::SessionNotice::Changed { old_starts_at: session.starts_at };
+                    crate::jobs::enqueue_session_notice(conn, id, notice, now)?;
                     ("reschedule", "starts_at")
                 }
                 SessionChange::Cancel => {
                     cohorts::set_session_status(conn, id, "cancelled", now)?;
+                    crate::jobs::enqueue_session_notice(conn, id, crate::jobs::SessionNotice::Cancelled, now)?;
                     ("cancel", "status")
                 }
                 SessionChange::DidNotTakePlace => {

@@ -30,8 +30,9 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
             "metrics are served to loopback only".into(),
         ));
     }
+    let depth = db(&state, |conn| Ok(crate::jobs::outbox::depth(conn)?)).await?;
     let pool = state.pool.state();
-    let gauges = vec![
+    let mut gauges = vec![
         (
             "cohorts_db_pool_connections".to_string(),
             f64::from(pool.connections),
@@ -41,6 +42,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
             f64::from(pool.idle_connections),
         ),
     ];
+    gauges.extend(crate::jobs::outbox::depth_gauges(&depth));
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render(&gauges)))

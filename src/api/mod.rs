@@ -16,6 +16,7 @@ pub mod facilitators;
 pub mod health;
 pub mod import;
 pub mod json;
+pub mod outbox;
 pub mod patch;
 pub mod patients;
 pub mod programs;
@@ -47,18 +48,21 @@ where
 }
 
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.configure(health::config).service(
-        web::scope("/api/v1")
-            .configure(auth::config)
-            .configure(users::config)
-            .configure(programs::config)
-            .configure(patients::config)
-            .configure(facilitators::config)
-            .configure(cohorts::config)
-            .configure(attendance::config)
-            .configure(audit::config)
-            .default_service(web::to(not_found)),
-    );
+    cfg.configure(health::config)
+        .configure(crate::pages::patient_links::config)
+        .service(
+            web::scope("/api/v1")
+                .configure(auth::config)
+                .configure(users::config)
+                .configure(programs::config)
+                .configure(patients::config)
+                .configure(facilitators::config)
+                .configure(cohorts::config)
+                .configure(attendance::config)
+                .configure(audit::config)
+                .configure(outbox::config)
+                .default_service(web::to(not_found)),
+        );
 }
 
 pub async fn not_found() -> Result<actix_web::HttpResponse, AppError> {

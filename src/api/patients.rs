@@ -478,6 +478,9 @@ async fn patch(
             }
             let now = database::now();
             let consent_changed = valid.email_consent != row.email_consent;
+            if consent_changed && !valid.email_consent {
+                crate::jobs::cancel_for_patient(conn, id, "consent withdrawn", now)?;
+            }
             if consent_changed {
                 patients::insert_consent_events(
                     conn,

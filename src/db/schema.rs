@@ -254,3 +254,38 @@ diesel::allow_tables_to_appear_in_same_query!(
     follow_ups,
     peer_invitations,
 );
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        kind -> Text,
+        entity_type -> Text,
+        entity_id -> BigInt,
+        recipient_type -> Text,
+        recipient_id -> BigInt,
+        offset_hours -> Integer,
+        revision -> Integer,
+        program_id -> BigInt,
+        payload -> Text,
+        status -> Text,
+        due_at -> Timestamp,
+        next_attempt_at -> Timestamp,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        message_id -> Text,
+        claimed_by -> Nullable<Text>,
+        claimed_at -> Nullable<Timestamp>,
+        sent_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    rsvps (session_id, patient_id) {
+        session_id -> BigInt,
+        patient_id -> BigInt,
+        response -> Text,
+        at -> Timestamp,
+    }
+}

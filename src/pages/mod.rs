@@ -2,6 +2,7 @@
 
 use actix_web::web;
 
+pub mod patient_links;
 pub mod staff;
 
 pub fn config(cfg: &mut web::ServiceConfig) {

@@ -6,8 +6,14 @@ use diesel::Connection;
 use reqwest::{Method, Response};
 use serde_json::{json, Value};
 
+pub use crate::smtp_sink::SmtpSink;
+
 pub struct TestApp {
     pub address: String,
+    /// The SMTP server this app's worker sends to.
+    pub mail: SmtpSink,
+    /// The settings the app was started with (to start a second process on the same data).
+    pub settings: Settings,
     pub client: reqwest::Client,
     pub admin_token: String,
     pub pool: DbPool,
@@ -16,12 +22,24 @@ pub struct TestApp {
 
 /// Starts the whole application on port 0 with a database of its own.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// As `spawn_app`, with a chance to change the settings first. Mail goes to an SMTP sink
+/// of the test's own, polled every 100 ms.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mail = SmtpSink::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = Settings::defaults().expect("default settings");
     settings.bind = "127.0.0.1:0".into();
     settings.data_dir = dir.path().join("data");
     settings.secret_key = Some("test-secret-key-that-is-long-enough-0123456789".into());
     settings.db_pool_size = 4;
+    settings.smtp_url = Some(mail.url());
+    settings.public_url = "http://127.0.0.1:0".into();
+    settings.worker_poll_millis = Some(100);
+    settings.mail_retry_base_millis = Some(200);
+    settings.worker_lease_secs = Some(300);
     match std::env::var("TEST_DATABASE_URL") {
         Ok(base) if !base.is_empty() => {
             settings.database_url = fresh_postgres_database(&base);
@@ -30,7 +48,8 @@ pub async fn spawn_app() -> TestApp {
             settings.database_url = format!("sqlite://{}", dir.path().join("cohorts.db").display());
         }
     };
-    let app = Application::build(settings)
+    configure(&mut settings);
+    let app = Application::build(settings.clone())
         .await
         .expect("application builds");
     let port = app.port();
@@ -43,6 +62,8 @@ pub async fn spawn_app() -> TestApp {
 
     let mut test_app = TestApp {
         address: format!("http://127.0.0.1:{port}"),
+        mail,
+        settings,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

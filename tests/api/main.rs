@@ -10,8 +10,13 @@ mod facilitators;
 mod health;
 mod helpers;
 mod import;
+mod mail;
+mod patient_links;
 mod patients;
 mod peer_support;
 mod programs;
 mod staffing;
 mod users;
+
+#[path = "../support/smtp_sink.rs"]
+mod smtp_sink;

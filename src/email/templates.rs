@@ -1,0 +1,218 @@
+//! Handlebars templates, embedded in the binary and overridable file by file from a
+//! folder laid out like `templates/`. Two registries: one escapes HTML (HTML mail and
+//! pages), one does not (subjects and text parts, where `Tom & Jerry` must stay as is).
+
+use anyhow::Context;
+use handlebars::Handlebars;
+use serde_json::Value;
+use std::path::Path;
+
+/// Every kind of email of DESIGN.md.
+pub const KINDS: [&str; 8] = [
+    "welcome",
+    "reminder",
+    "session_changed",
+    "session_cancelled",
+    "peer_invitation",
+    "facilitator_roster",
+    "attendance_missing",
+    "follow_up",
+];
+
+/// Kinds whose recipient is a patient: discreet, consent-gated, with an unsubscribe link.
+pub const PATIENT_KINDS: [&str; 5] = [
+    "welcome",
+    "reminder",
+    "session_changed",
+    "session_cancelled",
+    "peer_invitation",
+];
+
+pub fn is_patient_kind(kind: &str) -> bool {
+    PATIENT_KINDS.contains(&kind)
+}
+
+macro_rules! embedded {
+    ($($path:literal),* $(,)?) => {
+        &[$(($path, include_str!(concat!("../../templates/", $path)))),*]
+    };
+}
+
+/// (path under templates/, contents) of every template file.
+const FILES: &[(&str, &str)] = embedded!(
+    "email/welcome/subject.hbs",
+    "email/welcome/body.txt.hbs",
+    "email/welcome/body.html.hbs",
+    "email/reminder/subject.hbs",
+    "email/reminder/body.txt.hbs",
+    "email/reminder/body.html.hbs",
+    "email/session_changed/subject.hbs",
+    "email/session_changed/body.txt.hbs",
+    "email/session_changed/body.html.hbs",
+    "email/session_cancelled/subject.hbs",
+    "email/session_cancelled/body.txt.hbs",
+    "email/session_cancelled/body.html.hbs",
+    "email/peer_invitation/subject.hbs",
+    "email/peer_invitation/body.txt.hbs",
+    "email/peer_invitation/body.html.hbs",
+    "email/facilitator_roster/subject.hbs",
+    "email/facilitator_roster/body.txt.hbs",
+    "email/facilitator_roster/body.html.hbs",
+    "email/attendance_missing/subject.hbs",
+    "email/attendance_missing/body.txt.hbs",
+    "email/attendance_missing/body.html.hbs",
+    "email/follow_up/subject.hbs",
+    "email/follow_up/body.txt.hbs",
+    "email/follow_up/body.html.hbs",
+    "email/partials/footer.txt.hbs",
+    "email/partials/footer.html.hbs",
+    "email/partials/place.txt.hbs",
+    "email/partials/place.html.hbs",
+    "email/partials/staff_footer.txt.hbs",
+    "email/partials/staff_footer.html.hbs",
+    "pages/base.html.hbs",
+    "pages/session.html.hbs",
+    "pages/unsubscribe.html.hbs",
+    "pages/message.html.hbs",
+);
+
+/// Partial name for a file under templates/email/partials or pages/base.
+fn partial_name(path: &str) -> Option<String> {
+    if path == "pages/base.html.hbs" {
+        return Some("base".into());
+    }
+    let file = path.strip_prefix("email/partials/")?;
+    let stem = file.strip_suffix(".hbs")?;
+    Some(match stem.split_once('.') {
+        Some((name, "txt")) => format!("{name}_text"),
+        Some((name, ext)) => format!("{name}_{ext}"),
+        None => stem.to_string(),
+    })
+}
+
+/// Template name: the path without `.hbs` (`email/welcome/body.txt`).
+fn template_name(path: &str) -> &str {
+    path.strip_suffix(".hbs").unwrap_or(path)
+}
+
+/// A rendered email: subject, text part and HTML part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub struct Templates {
+    html: Handlebars<'static>,
+    text: Handlebars<'static>,
+}
+
+impl Templates {
+    /// The embedded templates, with any file present under `override_dir` taking over.
+    pub fn load(override_dir: Option<&Path>) -> anyhow::Result<Templates> {
+        let mut html = Handlebars::new();
+        html.set_strict_mode(true);
+        let mut text = Handlebars::new();
+        text.set_strict_mode(true);
+        text.register_escape_fn(handlebars::no_escape);
+        for (path, embedded) in FILES {
+            let source = match override_dir.map(|dir| dir.join(path)) {
+                Some(file) if file.is_file() => std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading template {}", file.display()))?,
+                _ => (*embedded).to_string(),
+            };
+            let is_html = path.ends_with(".html.hbs");
+            let registry = if is_html { &mut html } else { &mut text };
+            match partial_name(path) {
+                Some(name) => registry
+                    .register_partial(&name, source)
+                    .with_context(|| format!("template {path}"))?,
+                None => registry
+                    .register_template_string(template_name(path), source)
+                    .with_context(|| format!("template {path}"))?,
+            }
+        }
+        Ok(Templates { html, text })
+    }
+
+    /// Renders the subject, text and HTML of `kind` with `context`.
+    pub fn render(&self, kind: &str, context: &Value) -> anyhow::Result<Rendered> {
+        anyhow::ensure!(KINDS.contains(&kind), "unknown email kind {kind:?}");
+        let subject = self
+            .text
+            .render(&format!("email/{kind}/subject"), context)
+            .with_context(|| format!("rendering the {kind} subject"))?;
+        let text = self
+            .text
+            .render(&format!("email/{kind}/body.txt"), context)
+            .with_context(|| format!("rendering the {kind} text"))?;
+        let html = self
+            .html
+            .render(&format!("email/{kind}/body.html"), context)
+            .with_context(|| format!("rendering the {kind} HTML"))?;
+        Ok(Rendered {
+            // A subject is one line, whatever a template or a value did.
+            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+            text,
+            html,
+        })
+    }
+
+    /// Renders a page under templates/pages (`session`, `unsubscribe`, `message`).
+    pub fn page(&self, name: &str, context: &Value) -> anyhow::Result<String> {
+        self.html
+            .render(&format!("pages/{name}.html"), context)
+            .with_context(|| format!("rendering page {name}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn text_parts_are_not_html_escaped_and_html_parts_are() {
+        let templates = Templates::load(None).expect("templates load");
+        let rendered = templates
+            .render(
+                "peer_invitation",
+                &json!({"name": "Tom & Jerry", "unsubscribe_url": "https://x/u?a=1&b=2"}),
+            )
+            .expect("renders");
+        assert!(
+            rendered.text.contains("Hello Tom & Jerry,"),
+            "{}",
+            rendered.text
+        );
+        assert!(rendered.text.contains("https://x/u?a=1&b=2"));
+        assert!(
+            rendered.html.contains("Tom &amp; Jerry"),
+            "{}",
+            rendered.html
+        );
+    }
+
+    #[test]
+    fn strict_mode_refuses_a_missing_value() {
+        let templates = Templates::load(None).expect("templates load");
+        assert!(templates.render("peer_invitation", &json!({})).is_err());
+    }
+
+    #[test]
+    fn a_file_in_the_override_folder_replaces_the_embedded_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("email/peer_invitation");
+        std::fs::create_dir_all(&path).expect("mkdir");
+        std::fs::write(path.join("subject.hbs"), "Custom for {{name}}").expect("write");
+        let templates = Templates::load(Some(dir.path())).expect("templates load");
+        let rendered = templates
+            .render(
+                "peer_invitation",
+                &json!({"name": "Ana", "unsubscribe_url": "u"}),
+            )
+            .expect("renders");
+        assert_eq!(rendered.subject, "Custom for Ana");
+    }
+}

@@ -1,0 +1,99 @@
+//! Where mail goes: an SMTP server through a pooled lettre transport, .eml files under
+//! data/outbox when no server is configured, or memory (unit tests).
+
+use anyhow::Context;
+use lettre::address::Envelope;
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Connections kept open to the SMTP server; the worker sends this many at once.
+pub const SMTP_POOL_SIZE: u32 = 16;
+
+/// A message as handed to a transport.
+#[derive(Debug, Clone)]
+pub struct SentMail {
+    pub to: Vec<String>,
+    pub raw: Vec<u8>,
+}
+
+#[derive(Clone)]
+pub enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File(PathBuf),
+    Memory(Arc<Mutex<Vec<SentMail>>>),
+}
+
+impl Transport {
+    /// SMTP when `smtp_url` is set (`smtp://host:port`, `smtps://…` for TLS,
+    /// `smtp://…?tls=required` for STARTTLS), else files under `<data_dir>/outbox`.
+    pub fn from_settings(
+        smtp_url: Option<&str>,
+        data_dir: &std::path::Path,
+    ) -> anyhow::Result<Transport> {
+        match smtp_url {
+            Some(url) => Ok(Transport::Smtp(smtp(url)?)),
+            None => Ok(Transport::File(data_dir.join("outbox"))),
+        }
+    }
+
+    pub fn memory() -> (Transport, Arc<Mutex<Vec<SentMail>>>) {
+        let store = Arc::new(Mutex::new(Vec::new()));
+        (Transport::Memory(store.clone()), store)
+    }
+
+    /// Hands one formatted message to the transport. The error text names no recipient.
+    pub async fn send(
+        &self,
+        envelope: &Envelope,
+        raw: &[u8],
+        file_stem: &str,
+    ) -> Result<(), String> {
+        match self {
+            Transport::Smtp(smtp) => smtp
+                .send_raw(envelope, raw)
+                .await
+                .map(|_| ())
+                .map_err(|error| format!("SMTP: {error}")),
+            Transport::File(dir) => {
+                let dir = dir.clone();
+                let stem: String = file_stem
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+                    .collect();
+                let raw = raw.to_vec();
+                tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                    std::fs::create_dir_all(&dir)?;
+                    let final_path = dir.join(format!("{stem}.eml"));
+                    let temp = dir.join(format!(".{stem}.eml.tmp"));
+                    std::fs::write(&temp, raw)?;
+                    std::fs::rename(temp, final_path)
+                })
+                .await
+                .map_err(|error| format!("file transport: {error}"))?
+                .map_err(|error| format!("file transport: {error}"))
+            }
+            Transport::Memory(store) => {
+                let mut sent = store
+                    .lock()
+                    .map_err(|_| "memory transport poisoned".to_string())?;
+                sent.push(SentMail {
+                    to: envelope.to().iter().map(ToString::to_string).collect(),
+                    raw: raw.to_vec(),
+                });
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A pooled async SMTP transport from a URL.
+pub fn smtp(url: &str) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+    Ok(AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+        .context("COHORTS_SMTP_URL is not a valid smtp:// or smtps:// URL")?
+        .timeout(Some(Duration::from_secs(30)))
+        .pool_config(PoolConfig::new().max_size(SMTP_POOL_SIZE).min_idle(0))
+        .build())
+}

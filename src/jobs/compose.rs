@@ -1,0 +1,424 @@
+//! Turns an outbox row into the message its recipient will read, from the data as it is
+//! at send time: a patient who revoked consent, left the cohort, or a session that moved
+//! since the row was queued gets nothing (the row is cancelled with the reason).
+
+use super::outbox::{OutboxRow, FACILITATOR, PATIENT};
+use super::Mailer;
+use crate::db::models::cohort::{self as cohorts, CohortRow, SessionRow};
+use crate::db::models::facilitator as facilitators;
+use crate::db::models::patient as patients;
+use crate::db::models::program::{self as programs, ProgramRow};
+use crate::db::schema::rsvps;
+use crate::db::DbConnection;
+use crate::email::ics::{self, Attendee, Event, Method};
+use crate::email::links::{LinkClaims, Purpose};
+use crate::email::{self, CalendarFile, Outgoing};
+use anyhow::Context;
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use diesel::prelude::*;
+use serde_json::{json, Value};
+
+/// What to do with a claimed row.
+#[derive(Debug)]
+pub enum Composed {
+    Send(Box<Outgoing>),
+    /// Nothing to send any more; the reason is kept on the row (no patient data in it).
+    Cancel(String),
+}
+
+/// Links stay valid this long after the session they are about (or after sending).
+const LINK_DAYS: i64 = 90;
+
+pub fn compose(
+    conn: &mut DbConnection,
+    mailer: &Mailer,
+    row: &OutboxRow,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Composed> {
+    let program = programs::find(conn, row.program_id).context("reading the program")?;
+    match row.recipient_type.as_str() {
+        PATIENT => compose_patient(conn, mailer, row, &program, now),
+        FACILITATOR => compose_facilitator(conn, mailer, row, &program, now),
+        other => anyhow::bail!("unknown recipient type {other:?}"),
+    }
+}
+
+fn zone(name: Option<&str>, fallback: &str) -> Tz {
+    name.and_then(|z| z.parse().ok())
+        .or_else(|| fallback.parse().ok())
+        .unwrap_or(chrono_tz::UTC)
+}
+
+fn place(program: &ProgramRow, cohort: Option<&CohortRow>) -> (Option<String>, Option<String>) {
+    (
+        cohort
+            .and_then(|c| c.venue.clone())
+            .or_else(|| program.venue.clone()),
+        cohort
+            .and_then(|c| c.join_url.clone())
+            .or_else(|| program.join_url.clone()),
+    )
+}
+
+fn starts(session: &SessionRow) -> DateTime<Utc> {
+    session.starts_at.and_utc()
+}
+
+fn event(
+    session: &SessionRow,
+    venue: &Option<String>,
+    join_url: &Option<String>,
+    cancelled: bool,
+) -> Event {
+    Event {
+        session_id: session.id,
+        sequence: session.ics_sequence,
+        starts_at: starts(session),
+        duration_minutes: session.duration_minutes,
+        summary: "Group meeting".into(),
+        location: venue.clone(),
+        url: join_url.clone(),
+        description: match join_url {
+            Some(url) => format!("Your group meets. Join online: {url}"),
+            None => "Your group meets.".into(),
+        },
+        cancelled,
+    }
+}
+
+fn compose_patient(
+    conn: &mut DbConnection,
+    mailer: &Mailer,
+    row: &OutboxRow,
+    program: &ProgramRow,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Composed> {
+    let Some(patient) = patients::find(conn, row.recipient_id).optional()? else {
+        return Ok(Composed::Cancel("the patient no longer exists".into()));
+    };
+    if !patient.email_consent {
+        return Ok(Composed::Cancel("no email consent".into()));
+    }
+    let tz = zone(patient.timezone.as_deref(), &program.timezone);
+    let preferences = mailer.link(&LinkClaims {
+        purpose: Purpose::Preferences,
+        patient_id: patient.id,
+        session_id: None,
+        expires_at: (now + Duration::days(365)).timestamp(),
+    });
+    let unsubscribe_url = format!("{preferences}/unsubscribe");
+    let session_link = |session: &SessionRow| {
+        mailer.link(&LinkClaims {
+            purpose: Purpose::Session,
+            patient_id: patient.id,
+            session_id: Some(session.id),
+            expires_at: (starts(session) + Duration::days(LINK_DAYS)).timestamp(),
+        })
+    };
+    let attendee = Attendee {
+        name: &patient.name,
+        email: &patient.email,
+    };
+    let organizer = mailer.from.email.to_string();
+    let mut context = json!({
+        "name": patient.name,
+        "unsubscribe_url": unsubscribe_url,
+        "zone": tz.name(),
+    });
+    let mut calendar = None;
+    match row.kind.as_str() {
+        "welcome" => {
+            let cohort = cohorts::find(conn, row.entity_id)?;
+            if !is_active_member(conn, cohort.id, patient.id)? {
+                return Ok(Composed::Cancel("no longer a member".into()));
+            }
+            let upcoming: Vec<SessionRow> = cohorts::sessions_of(conn, &[cohort.id])?
+                .into_iter()
+                .filter(|s| s.status == "scheduled" && starts(s) > now)
+                .collect();
+            let Some(first) = upcoming.first() else {
+                return Ok(Composed::Cancel("no session ahead".into()));
+            };
+            let (venue, join_url) = place(program, Some(&cohort));
+            let sessions: Vec<Value> = upcoming
+                .iter()
+                .map(|s| json!({"when": email::format_when(starts(s), tz)}))
+                .collect();
+            context["sessions"] = json!(sessions);
+            context["zone"] = json!(email::zone_label(starts(first), tz));
+            context["rsvp_url"] = json!(session_link(first));
+            context["venue"] = json!(venue);
+            context["join_url"] = json!(join_url);
+            let events: Vec<Event> = upcoming
+                .iter()
+                .map(|s| event(s, &venue, &join_url, false))
+                .collect();
+            calendar = Some(CalendarFile {
+                method: Method::Request,
+                content: ics::calendar(
+                    Method::Request,
+                    program_tz(program),
+                    &organizer,
+                    &attendee,
+                    &events,
+                    now,
+                ),
+            });
+        }
+        "reminder" | "session_changed" | "session_cancelled" => {
+            let session = cohorts::find_session(conn, row.entity_id)?;
+            let cohort = cohorts::find(conn, session.cohort_id)?;
+            if !is_active_member(conn, cohort.id, patient.id)? {
+                return Ok(Composed::Cancel("no longer a member".into()));
+            }
+            if session.ics_sequence != row.revision {
+                return Ok(Composed::Cancel("the session changed again since".into()));
+            }
+            if starts(&session) <= now {
+                return Ok(Composed::Cancel("the session has started".into()));
+            }
+            let cancelled = row.kind == "session_cancelled";
+            if !cancelled && session.status != "scheduled" {
+                return Ok(Composed::Cancel(format!(
+                    "the session is {}",
+                    session.status
+                )));
+            }
+            let (venue, join_url) = place(program, Some(&cohort));
+            context["when"] = json!(email::format_when(starts(&session), tz));
+            context["when_short"] = json!(email::format_short(starts(&session), tz));
+            context["rsvp_url"] = json!(session_link(&session));
+            context["venue"] = json!(venue);
+            context["join_url"] = json!(join_url);
+            if row.kind == "session_changed" {
+                let old = serde_json::from_str::<Value>(&row.payload)
+                    .ok()
+                    .and_then(|p| p["old_starts_at"].as_str().map(str::to_string))
+                    .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                    .map(|t| email::format_when(t.with_timezone(&Utc), tz))
+                    .unwrap_or_else(|| "its earlier time".into());
+                context["old_when"] = json!(old);
+            }
+            if row.kind != "reminder" {
+                let method = if cancelled {
+                    Method::Cancel
+                } else {
+                    Method::Request
+                };
+                calendar = Some(CalendarFile {
+                    method,
+                    content: ics::calendar(
+                        method,
+                        program_tz(program),
+                        &organizer,
+                        &attendee,
+                        &[event(&session, &venue, &join_url, cancelled)],
+                        now,
+                    ),
+                });
+            }
+        }
+        "peer_invitation" => {}
+        other => anyhow::bail!("{other} is not a patient email"),
+    }
+    let rendered = mailer.templates.render(&row.kind, &context)?;
+    let ics_text = calendar.as_ref().map(|c| c.content.as_str()).unwrap_or("");
+    for part in [
+        &rendered.subject,
+        &rendered.text,
+        &rendered.html,
+        &ics_text.to_string(),
+    ] {
+        if let Some(what) = email::reveals_treatment(part, &program.name) {
+            anyhow::bail!(
+                "refusing to send: the {} email would reveal {what}",
+                row.kind
+            );
+        }
+    }
+    Ok(Composed::Send(Box::new(Outgoing {
+        kind: row.kind.clone(),
+        to_name: patient.name,
+        to_email: patient.email,
+        message_id: row.message_id.clone(),
+        rendered,
+        calendar,
+        unsubscribe_url: Some(unsubscribe_url),
+    })))
+}
+
+fn program_tz(program: &ProgramRow) -> Tz {
+    program.timezone.parse().unwrap_or(chrono_tz::UTC)
+}
+
+fn is_active_member(conn: &mut DbConnection, cohort_id: i64, patient_id: i64) -> QueryResult<bool> {
+    Ok(cohorts::active_member_ids(conn, cohort_id)?.contains(&patient_id))
+}
+
+fn compose_facilitator(
+    conn: &mut DbConnection,
+    mailer: &Mailer,
+    row: &OutboxRow,
+    program: &ProgramRow,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Composed> {
+    let Some(facilitator) = facilitators::find(conn, row.recipient_id).optional()? else {
+        return Ok(Composed::Cancel("the facilitator no longer exists".into()));
+    };
+    let tz = zone(Some(&facilitator.timezone), &program.timezone);
+    let mut context = json!({"name": facilitator.name});
+    let mut calendar = None;
+    let session_kinds = [
+        "facilitator_roster",
+        "attendance_missing",
+        "session_changed",
+        "session_cancelled",
+    ];
+    if session_kinds.contains(&row.kind.as_str()) {
+        let session = cohorts::find_session(conn, row.entity_id)?;
+        let cohort = cohorts::find(conn, session.cohort_id)?;
+        let on_team = cohorts::team(conn, cohort.id)?
+            .iter()
+            .any(|(team, _)| team.facilitator_id == facilitator.id);
+        if !on_team {
+            return Ok(Composed::Cancel("no longer on the cohort's team".into()));
+        }
+        let (venue, join_url) = place(program, Some(&cohort));
+        context["group"] = json!(format!("Group {}", cohort.id));
+        context["when"] = json!(email::format_when(starts(&session), tz));
+        context["when_short"] = json!(email::format_short(starts(&session), tz));
+        context["venue"] = json!(venue);
+        context["join_url"] = json!(join_url);
+        context["unsubscribe_url"] = json!(null);
+        match row.kind.as_str() {
+            "facilitator_roster" => {
+                if session.status != "scheduled"
+                    || session.ics_sequence != row.revision
+                    || starts(&session) <= now
+                {
+                    return Ok(Composed::Cancel("the session changed since".into()));
+                }
+                let answers: Vec<(i64, String)> = rsvps::table
+                    .filter(rsvps::session_id.eq(session.id))
+                    .select((rsvps::patient_id, rsvps::response))
+                    .load(conn)?;
+                let members: Vec<Value> = cohorts::members_with_names(conn, cohort.id)?
+                    .into_iter()
+                    .filter(|(m, _)| m.status == cohorts::MEMBER_ACTIVE)
+                    .map(|(m, name)| {
+                        let answer = answers.iter().find(|(p, _)| *p == m.patient_id).map(|(_, r)| r.as_str());
+                        json!({"name": name, "declined": answer == Some("no"), "confirmed": answer == Some("yes")})
+                    })
+                    .collect();
+                let declined = members
+                    .iter()
+                    .filter(|m| m["declined"] == json!(true))
+                    .count();
+                context["member_count"] = json!(members.len());
+                context["members"] = json!(members);
+                context["declined_count"] = json!(declined);
+            }
+            "session_changed" | "session_cancelled" => {
+                if session.ics_sequence != row.revision {
+                    return Ok(Composed::Cancel("the session changed again since".into()));
+                }
+                let cancelled = row.kind == "session_cancelled";
+                let old = serde_json::from_str::<Value>(&row.payload)
+                    .ok()
+                    .and_then(|p| p["old_starts_at"].as_str().map(str::to_string))
+                    .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                    .map(|t| email::format_when(t.with_timezone(&Utc), tz))
+                    .unwrap_or_else(|| "its earlier time".into());
+                context["old_when"] = json!(old);
+                context["rsvp_url"] = json!(format!(
+                    "{}/api/v1/cohorts/{}",
+                    mailer.public_url, cohort.id
+                ));
+                context["unsubscribe_url"] = json!(format!(
+                    "{}/api/v1/cohorts/{}",
+                    mailer.public_url, cohort.id
+                ));
+                let method = if cancelled {
+                    Method::Cancel
+                } else {
+                    Method::Request
+                };
+                calendar = Some(CalendarFile {
+                    method,
+                    content: ics::calendar(
+                        method,
+                        program_tz(program),
+                        mailer.from.email.as_ref(),
+                        &Attendee {
+                            name: &facilitator.name,
+                            email: &facilitator.email,
+                        },
+                        &[event(&session, &venue, &join_url, cancelled)],
+                        now,
+                    ),
+                });
+            }
+            _ => {}
+        }
+    } else if row.kind == "follow_up" {
+        let payload: Value = serde_json::from_str(&row.payload).context("follow-up payload")?;
+        let patient_id = payload["patient_id"]
+            .as_i64()
+            .context("follow-up payload: patient_id")?;
+        let cohort_id = payload["cohort_id"]
+            .as_i64()
+            .context("follow-up payload: cohort_id")?;
+        let patient = patients::find(conn, patient_id)?;
+        context["group"] = json!(format!("Group {cohort_id}"));
+        context["patient_name"] = json!(patient.name);
+        context["consecutive_absences"] = payload["consecutive_absences"].clone();
+        context["follow_up_id"] = json!(row.entity_id);
+    } else {
+        anyhow::bail!("{} is not a facilitator email", row.kind);
+    }
+    let rendered = mailer.templates.render(&row.kind, &context)?;
+    Ok(Composed::Send(Box::new(Outgoing {
+        kind: row.kind.clone(),
+        to_name: facilitator.name,
+        to_email: facilitator.email,
+        message_id: row.message_id.clone(),
+        rendered,
+        calendar,
+        unsubscribe_url: None,
+    })))
+}
+
+/// Sample data for the template preview: every value a template may use, none real.
+pub fn sample_context(kind: &str, public_url: &str) -> Value {
+    let tz = chrono_tz::America::Vancouver;
+    let at = Utc::now() + Duration::days(2);
+    let when = email::format_when(at, tz);
+    let link = format!("{public_url}/p/sample-token");
+    let mut context = json!({
+        "name": "Alex Sample",
+        "unsubscribe_url": format!("{link}/unsubscribe"),
+        "rsvp_url": link,
+        "zone": email::zone_label(at, tz),
+        "when": when,
+        "when_short": email::format_short(at, tz),
+        "old_when": email::format_when(at - Duration::days(1), tz),
+        "venue": "12 Example Street, Room 3",
+        "join_url": "https://meet.example.org/sample",
+        "sessions": [{"when": email::format_when(at, tz)}, {"when": email::format_when(at + Duration::weeks(1), tz)}],
+        "group": "Group 1",
+        "members": [
+            {"name": "Sample Member One", "declined": false, "confirmed": true},
+            {"name": "Sample Member Two", "declined": true, "confirmed": false}
+        ],
+        "declined_count": 1,
+        "member_count": 2,
+        "patient_name": "Sample Member Two",
+        "consecutive_absences": 2,
+        "follow_up_id": 1,
+    });
+    if !email::is_patient_kind(kind) {
+        context["unsubscribe_url"] = json!(null);
+    }
+    context
+}

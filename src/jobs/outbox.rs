@@ -1,0 +1,541 @@
+//! The durable outbox: one row per email, enqueued in the caller's transaction under a
+//! unique key (kind, entity, recipient, offset, revision) so nothing is enqueued twice.
+//!
+//! Public entry points for the rest of the service take `&mut DbConnection` and the
+//! current time, and never send anything themselves: the worker does.
+
+use crate::db::models::cohort as cohorts;
+use crate::db::models::patient as patients;
+use crate::db::schema::{cohort_members, outbox, sessions};
+use crate::db::DbConnection;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde_json::json;
+
+pub const PENDING: &str = "pending";
+pub const SENDING: &str = "sending";
+pub const SENT: &str = "sent";
+pub const FAILED: &str = "failed";
+pub const CANCELLED: &str = "cancelled";
+pub const STATUSES: [&str; 5] = [PENDING, SENDING, SENT, FAILED, CANCELLED];
+
+pub const PATIENT: &str = "patient";
+pub const FACILITATOR: &str = "facilitator";
+
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
+#[diesel(table_name = outbox)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub kind: String,
+    pub entity_type: String,
+    pub entity_id: i64,
+    pub recipient_type: String,
+    pub recipient_id: i64,
+    pub offset_hours: i32,
+    pub revision: i32,
+    pub program_id: i64,
+    pub payload: String,
+    pub status: String,
+    pub due_at: NaiveDateTime,
+    pub next_attempt_at: NaiveDateTime,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub message_id: String,
+    pub claimed_by: Option<String>,
+    pub claimed_at: Option<NaiveDateTime>,
+    pub sent_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = outbox)]
+pub struct NewOutbox {
+    pub kind: String,
+    pub entity_type: String,
+    pub entity_id: i64,
+    pub recipient_type: String,
+    pub recipient_id: i64,
+    pub offset_hours: i32,
+    pub revision: i32,
+    pub program_id: i64,
+    pub payload: String,
+    pub status: String,
+    pub due_at: NaiveDateTime,
+    pub next_attempt_at: NaiveDateTime,
+    pub attempts: i32,
+    pub message_id: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// What an email is about and who gets it; everything else has a default.
+#[derive(Debug, Clone)]
+pub struct Mail<'a> {
+    pub kind: &'a str,
+    pub entity_type: &'a str,
+    pub entity_id: i64,
+    pub recipient_type: &'a str,
+    pub recipient_id: i64,
+    pub offset_hours: i32,
+    pub revision: i32,
+    pub program_id: i64,
+    pub payload: serde_json::Value,
+    pub due_at: NaiveDateTime,
+}
+
+impl Mail<'_> {
+    pub fn row(&self, now: NaiveDateTime) -> NewOutbox {
+        NewOutbox {
+            kind: self.kind.into(),
+            entity_type: self.entity_type.into(),
+            entity_id: self.entity_id,
+            recipient_type: self.recipient_type.into(),
+            recipient_id: self.recipient_id,
+            offset_hours: self.offset_hours,
+            revision: self.revision,
+            program_id: self.program_id,
+            payload: self.payload.to_string(),
+            status: PENDING.into(),
+            due_at: self.due_at,
+            next_attempt_at: self.due_at,
+            attempts: 0,
+            // Fixed at enqueue and reused on every attempt, so a resend after a crash
+            // is recognisable as the same message.
+            message_id: format!("<{}@cohorts>", uuid::Uuid::new_v4().simple()),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+const BATCH_ROWS: usize = 200;
+
+/// Inserts what is not there yet (`ON CONFLICT DO NOTHING`); returns how many were new.
+pub fn enqueue(
+    conn: &mut DbConnection,
+    mails: &[Mail<'_>],
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let rows: Vec<NewOutbox> = mails.iter().map(|mail| mail.row(now)).collect();
+    let mut inserted = 0;
+    for chunk in rows.chunks(BATCH_ROWS) {
+        inserted += match conn {
+            DbConnection::Postgres(pg) => diesel::insert_into(outbox::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .execute(pg)?,
+            DbConnection::Sqlite(sqlite) => {
+                let mut count = 0;
+                for row in chunk {
+                    count += diesel::insert_into(outbox::table)
+                        .values(row)
+                        .on_conflict_do_nothing()
+                        .execute(sqlite)?;
+                }
+                count
+            }
+        };
+    }
+    Ok(inserted)
+}
+
+/// The welcome of a patient who joins a cohort: the schedule and one .ics of every
+/// upcoming session. Nothing when the cohort has no session ahead (an imported past one).
+pub fn enqueue_welcome(
+    conn: &mut DbConnection,
+    cohort_id: i64,
+    patient_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let cohort = cohorts::find(conn, cohort_id)?;
+    let upcoming: i64 = sessions::table
+        .filter(sessions::cohort_id.eq(cohort_id))
+        .filter(sessions::status.eq("scheduled"))
+        .filter(sessions::starts_at.gt(now))
+        .count()
+        .get_result(conn)?;
+    if upcoming == 0 {
+        return Ok(0);
+    }
+    // A patient who re-joins the same cohort is welcomed once per membership.
+    let memberships: i64 = cohort_members::table
+        .filter(cohort_members::cohort_id.eq(cohort_id))
+        .filter(cohort_members::patient_id.eq(patient_id))
+        .count()
+        .get_result(conn)?;
+    enqueue(
+        conn,
+        &[Mail {
+            kind: "welcome",
+            entity_type: "cohort",
+            entity_id: cohort_id,
+            recipient_type: PATIENT,
+            recipient_id: patient_id,
+            offset_hours: 0,
+            revision: memberships.saturating_sub(1) as i32,
+            program_id: cohort.program_id,
+            payload: json!({}),
+            due_at: now,
+        }],
+        now,
+    )
+}
+
+/// What happened to a session, for the notices of `enqueue_session_notice`.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionNotice {
+    Changed { old_starts_at: NaiveDateTime },
+    Cancelled,
+}
+
+/// Notices to every active member and facilitator after a session was rescheduled or
+/// cancelled (call after the session row was updated, in the same transaction).
+/// Reminders and rosters queued for the old time are cancelled; the planner plans new
+/// ones for a new time.
+pub fn enqueue_session_notice(
+    conn: &mut DbConnection,
+    session_id: i64,
+    notice: SessionNotice,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let session = cohorts::find_session(conn, session_id)?;
+    let cohort = cohorts::find(conn, session.cohort_id)?;
+    cancel_for_session(conn, session_id, now)?;
+    if session.starts_at <= now {
+        return Ok(0);
+    }
+    let (kind, payload) = match notice {
+        SessionNotice::Changed { old_starts_at } => (
+            "session_changed",
+            json!({"old_starts_at": old_starts_at.and_utc().to_rfc3339()}),
+        ),
+        SessionNotice::Cancelled => ("session_cancelled", json!({})),
+    };
+    let members = cohorts::active_member_ids(conn, cohort.id)?;
+    let team: Vec<i64> = cohorts::team(conn, cohort.id)?
+        .into_iter()
+        .map(|(row, _)| row.facilitator_id)
+        .collect();
+    let mut mails = Vec::with_capacity(members.len() + team.len());
+    for (recipient_type, ids) in [(PATIENT, &members), (FACILITATOR, &team)] {
+        for id in ids {
+            mails.push(Mail {
+                kind,
+                entity_type: "session",
+                entity_id: session_id,
+                recipient_type,
+                recipient_id: *id,
+                offset_hours: 0,
+                revision: session.ics_sequence,
+                program_id: cohort.program_id,
+                payload: payload.clone(),
+                due_at: now,
+            });
+        }
+    }
+    enqueue(conn, &mails, now)
+}
+
+/// To the cohort's facilitators: a session ended and nobody recorded attendance.
+pub fn enqueue_attendance_missing(
+    conn: &mut DbConnection,
+    session_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let session = cohorts::find_session(conn, session_id)?;
+    let cohort = cohorts::find(conn, session.cohort_id)?;
+    let mails: Vec<Mail> = cohorts::team(conn, cohort.id)?
+        .into_iter()
+        .map(|(row, _)| Mail {
+            kind: "attendance_missing",
+            entity_type: "session",
+            entity_id: session_id,
+            recipient_type: FACILITATOR,
+            recipient_id: row.facilitator_id,
+            offset_hours: 0,
+            revision: 0,
+            program_id: cohort.program_id,
+            payload: json!({}),
+            due_at: now,
+        })
+        .collect();
+    enqueue(conn, &mails, now)
+}
+
+/// To the given facilitators: follow-up task `follow_up_id` was opened for a member of
+/// `cohort_id` after `consecutive_absences` absences in a row.
+pub fn enqueue_follow_up(
+    conn: &mut DbConnection,
+    follow_up_id: i64,
+    cohort_id: i64,
+    patient_id: i64,
+    consecutive_absences: u32,
+    facilitator_ids: &[i64],
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let cohort = cohorts::find(conn, cohort_id)?;
+    let payload = json!({
+        "cohort_id": cohort_id,
+        "patient_id": patient_id,
+        "consecutive_absences": consecutive_absences,
+    });
+    let mails: Vec<Mail> = facilitator_ids
+        .iter()
+        .map(|id| Mail {
+            kind: "follow_up",
+            entity_type: "follow_up",
+            entity_id: follow_up_id,
+            recipient_type: FACILITATOR,
+            recipient_id: *id,
+            offset_hours: 0,
+            revision: 0,
+            program_id: cohort.program_id,
+            payload: payload.clone(),
+            due_at: now,
+        })
+        .collect();
+    enqueue(conn, &mails, now)
+}
+
+/// The invitation of a patient who completed to the peer-support circle `cohort_id`.
+pub fn enqueue_peer_invitation(
+    conn: &mut DbConnection,
+    patient_id: i64,
+    cohort_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let patient = patients::find(conn, patient_id)?;
+    enqueue(
+        conn,
+        &[Mail {
+            kind: "peer_invitation",
+            entity_type: "cohort",
+            entity_id: cohort_id,
+            recipient_type: PATIENT,
+            recipient_id: patient_id,
+            offset_hours: 0,
+            revision: 0,
+            program_id: patient.program_id,
+            payload: json!({}),
+            due_at: now,
+        }],
+        now,
+    )
+}
+
+/// Cancels everything still queued for a patient (withdrawn, consent revoked).
+pub fn cancel_for_patient(
+    conn: &mut DbConnection,
+    patient_id: i64,
+    reason: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        outbox::table
+            .filter(outbox::recipient_type.eq(PATIENT))
+            .filter(outbox::recipient_id.eq(patient_id))
+            .filter(outbox::status.eq(PENDING)),
+    )
+    .set((
+        outbox::status.eq(CANCELLED),
+        outbox::last_error.eq(reason),
+        outbox::updated_at.eq(now),
+    ))
+    .execute(conn)
+}
+
+/// Cancels reminders and rosters still queued for a session (rescheduled or cancelled).
+pub fn cancel_for_session(
+    conn: &mut DbConnection,
+    session_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        outbox::table
+            .filter(outbox::entity_type.eq("session"))
+            .filter(outbox::entity_id.eq(session_id))
+            .filter(outbox::kind.eq_any(["reminder", "facilitator_roster"]))
+            .filter(outbox::status.eq(PENDING)),
+    )
+    .set((
+        outbox::status.eq(CANCELLED),
+        outbox::last_error.eq("the session changed"),
+        outbox::updated_at.eq(now),
+    ))
+    .execute(conn)
+}
+
+/// Takes up to `limit` due rows for `worker`: pending ones whose time has come, and
+/// rows a crashed worker claimed longer than `lease_expired_before` ago. PostgreSQL
+/// skips rows another worker is claiming (`FOR UPDATE SKIP LOCKED`); SQLite has one
+/// writer at a time, so a single UPDATE … RETURNING is already exclusive.
+pub fn claim(
+    conn: &mut DbConnection,
+    worker: &str,
+    now: NaiveDateTime,
+    lease_expired_before: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<OutboxRow>> {
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    const SET: &str = "UPDATE outbox SET status = 'sending', claimed_by = {w}, claimed_at = {n}, \
+                       attempts = attempts + 1, updated_at = {n} WHERE id IN (SELECT id FROM outbox \
+                       WHERE (status = 'pending' AND next_attempt_at <= {n}) \
+                       OR (status = 'sending' AND claimed_at <= {l}) \
+                       ORDER BY next_attempt_at, id LIMIT {k}{lock}) RETURNING *";
+    match conn {
+        DbConnection::Postgres(pg) => {
+            let sql = SET
+                .replace("{w}", "$1")
+                .replace("{n}", "$2")
+                .replace("{l}", "$3")
+                .replace("{k}", "$4")
+                .replace("{lock}", " FOR UPDATE SKIP LOCKED");
+            diesel::sql_query(sql)
+                .bind::<Text, _>(worker)
+                .bind::<Timestamp, _>(now)
+                .bind::<Timestamp, _>(lease_expired_before)
+                .bind::<BigInt, _>(limit)
+                .load(pg)
+        }
+        DbConnection::Sqlite(sqlite) => {
+            let sql = SET
+                .replace("{w}", "?1")
+                .replace("{n}", "?2")
+                .replace("{l}", "?3")
+                .replace("{k}", "?4")
+                .replace("{lock}", "");
+            diesel::sql_query(sql)
+                .bind::<Text, _>(worker)
+                .bind::<Timestamp, _>(now)
+                .bind::<Timestamp, _>(lease_expired_before)
+                .bind::<BigInt, _>(limit)
+                .load(sqlite)
+        }
+    }
+}
+
+pub fn mark_sent(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(outbox::table.find(id))
+        .set((
+            outbox::status.eq(SENT),
+            outbox::sent_at.eq(now),
+            outbox::last_error.eq(None::<String>),
+            outbox::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+/// A failed attempt: back to pending for `retry_at`, or `failed` when attempts ran out.
+pub fn mark_failed(
+    conn: &mut DbConnection,
+    id: i64,
+    error: &str,
+    retry_at: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let error: String = error.chars().take(500).collect();
+    let target = outbox::table.find(id);
+    match retry_at {
+        Some(at) => diesel::update(target)
+            .set((
+                outbox::status.eq(PENDING),
+                outbox::next_attempt_at.eq(at),
+                outbox::last_error.eq(error),
+                outbox::claimed_by.eq(None::<String>),
+                outbox::updated_at.eq(now),
+            ))
+            .execute(conn),
+        None => diesel::update(target)
+            .set((
+                outbox::status.eq(FAILED),
+                outbox::last_error.eq(error),
+                outbox::claimed_by.eq(None::<String>),
+                outbox::updated_at.eq(now),
+            ))
+            .execute(conn),
+    }
+}
+
+/// Nothing to send after all (no consent, member left, session moved): cancelled, with why.
+pub fn mark_cancelled(
+    conn: &mut DbConnection,
+    id: i64,
+    reason: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(outbox::table.find(id))
+        .set((
+            outbox::status.eq(CANCELLED),
+            outbox::last_error.eq(reason),
+            outbox::claimed_by.eq(None::<String>),
+            outbox::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+/// A failed row back to pending, due now, with a fresh set of attempts.
+pub fn retry(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(outbox::table.find(id).filter(outbox::status.eq(FAILED)))
+        .set((
+            outbox::status.eq(PENDING),
+            outbox::attempts.eq(0),
+            outbox::next_attempt_at.eq(now),
+            outbox::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<OutboxRow> {
+    outbox::table
+        .find(id)
+        .select(OutboxRow::as_select())
+        .first(conn)
+}
+
+/// Rows of some programs (`None`: all), newest first.
+pub fn list(
+    conn: &mut DbConnection,
+    programs: Option<&[i64]>,
+    status: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<OutboxRow>> {
+    let mut query = outbox::table
+        .select(OutboxRow::as_select())
+        .order(outbox::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(ids) = programs {
+        query = query.filter(outbox::program_id.eq_any(ids.to_vec()));
+    }
+    if let Some(status) = status {
+        query = query.filter(outbox::status.eq(status.to_string()));
+    }
+    query.load(conn)
+}
+
+/// Rows per status, for the metrics.
+pub fn depth(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
+    outbox::table
+        .group_by(outbox::status)
+        .select((outbox::status, diesel::dsl::count_star()))
+        .load(conn)
+}
+
+/// `cohorts_outbox_depth{status="…"}` for every status, zero included.
+pub fn depth_gauges(depth: &[(String, i64)]) -> Vec<(String, f64)> {
+    STATUSES
+        .iter()
+        .map(|status| {
+            let count = depth
+                .iter()
+                .find(|(s, _)| s == status)
+                .map(|(_, n)| *n)
+                .unwrap_or(0);
+            (
+                format!("cohorts_outbox_depth{{status=\"{status}\"}}"),
+                count as f64,
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,357 @@
+//! The worker: every poll it plans reminders and rosters, then claims due rows, renders
+//! and sends them, and records the outcome of each at once (so a crash can resend only
+//! the messages in flight between the SMTP server's acceptance and that update, with the
+//! same Message-ID). Failures back off exponentially; after `max_attempts` a row is
+//! `failed` with its last error, for a lead to see and retry.
+
+use super::compose::{self, Composed};
+use super::outbox::{self, OutboxRow};
+use super::{planner, Mailer};
+use crate::db::DbPool;
+use crate::email;
+use crate::telemetry::Metrics;
+use chrono::{NaiveDateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub poll: Duration,
+    /// A row claimed longer ago than this by a worker that never finished is taken over.
+    pub lease: Duration,
+    pub retry_base: Duration,
+    pub max_attempts: i32,
+    /// Rows claimed at once.
+    pub batch: i64,
+    /// Messages in flight at once.
+    pub concurrency: usize,
+    /// How far ahead the planner puts reminders into the outbox.
+    pub lookahead: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            poll: Duration::from_secs(10),
+            lease: Duration::from_secs(300),
+            retry_base: Duration::from_secs(30),
+            max_attempts: 8,
+            batch: 200,
+            concurrency: email::transport::SMTP_POOL_SIZE as usize,
+            lookahead: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    pub planned: usize,
+    pub sent: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    pool: DbPool,
+    mailer: Arc<Mailer>,
+    metrics: Arc<Metrics>,
+    config: WorkerConfig,
+    id: String,
+}
+
+enum Outcome {
+    Sent,
+    Retry,
+    Failed,
+    Cancelled,
+}
+
+impl Worker {
+    pub fn new(
+        pool: DbPool,
+        mailer: Arc<Mailer>,
+        metrics: Arc<Metrics>,
+        config: WorkerConfig,
+    ) -> Worker {
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        Worker {
+            pool,
+            mailer,
+            metrics,
+            config,
+            id,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Runs until `stop` turns true; a pass in progress finishes its messages first.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        tracing::info!(worker = %self.id, "mail worker started");
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            match self.pass().await {
+                Ok(pass) if pass != Pass::default() => {
+                    tracing::info!(
+                        planned = pass.planned,
+                        sent = pass.sent,
+                        failed = pass.failed,
+                        cancelled = pass.cancelled,
+                        "mail pass"
+                    );
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = format!("{error:#}"), "mail pass failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.poll) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        tracing::info!(worker = %self.id, "mail worker stopped");
+    }
+
+    /// Plans, then sends batches until nothing is due.
+    pub async fn pass(&self) -> anyhow::Result<Pass> {
+        let mut pass = Pass::default();
+        let lookahead = chrono::Duration::from_std(self.config.lookahead)?;
+        pass.planned = self
+            .blocking(move |conn| Ok(planner::plan(conn, now(), lookahead)?))
+            .await?;
+        loop {
+            let batch = self.claim().await?;
+            if batch.is_empty() {
+                break;
+            }
+            let full = batch.len() as i64 >= self.config.batch;
+            let semaphore = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+            let mut tasks = tokio::task::JoinSet::new();
+            for row in batch {
+                let worker = self.clone();
+                let permit = semaphore.clone().acquire_owned().await?;
+                tasks.spawn(async move {
+                    let outcome = worker.deliver(row).await;
+                    drop(permit);
+                    outcome
+                });
+            }
+            while let Some(done) = tasks.join_next().await {
+                match done {
+                    Ok(Outcome::Sent) => pass.sent += 1,
+                    Ok(Outcome::Failed) => pass.failed += 1,
+                    Ok(Outcome::Cancelled) => pass.cancelled += 1,
+                    Ok(Outcome::Retry) => {}
+                    Err(error) => tracing::error!(error = %error, "mail task panicked"),
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(pass)
+    }
+
+    async fn claim(&self) -> anyhow::Result<Vec<OutboxRow>> {
+        let id = self.id.clone();
+        let lease = chrono::Duration::from_std(self.config.lease)?;
+        let limit = self.config.batch;
+        self.blocking(move |conn| {
+            let now = now();
+            Ok(outbox::claim(conn, &id, now, now - lease, limit)?)
+        })
+        .await
+    }
+
+    async fn deliver(&self, row: OutboxRow) -> Outcome {
+        let id = row.id;
+        let attempts = row.attempts;
+        let mailer = self.mailer.clone();
+        let composed = self
+            .blocking(move |conn| compose::compose(conn, &mailer, &row, Utc::now()))
+            .await;
+        let result: Result<(), String> = match composed {
+            Ok(Composed::Cancel(reason)) => {
+                let recorded = self
+                    .blocking(move |conn| Ok(outbox::mark_cancelled(conn, id, &reason, now())?))
+                    .await;
+                if let Err(error) = recorded {
+                    tracing::warn!(
+                        outbox_id = id,
+                        error = format!("{error:#}"),
+                        "could not cancel"
+                    );
+                }
+                return Outcome::Cancelled;
+            }
+            Ok(Composed::Send(mail)) => match email::build_message(&self.mailer.from, &mail) {
+                Ok(message) => {
+                    let raw = message.formatted();
+                    let stem = format!("{}-{}", id, mail.kind);
+                    self.mailer
+                        .transport
+                        .send(message.envelope(), &raw, &stem)
+                        .await
+                }
+                Err(error) => Err(format!("{error:#}")),
+            },
+            Err(error) => Err(format!("{error:#}")),
+        };
+        match result {
+            Ok(()) => {
+                let recorded = self
+                    .blocking(move |conn| Ok(outbox::mark_sent(conn, id, now())?))
+                    .await;
+                if let Err(error) = recorded {
+                    // Sent but not recorded: the lease will resend it (same Message-ID).
+                    tracing::error!(
+                        outbox_id = id,
+                        error = format!("{error:#}"),
+                        "sent but not recorded"
+                    );
+                }
+                self.metrics.increment("cohorts_mail_sent_total", 1);
+                Outcome::Sent
+            }
+            Err(error) => {
+                let give_up = attempts >= self.config.max_attempts;
+                let retry_at = (!give_up).then(|| now() + self.backoff(attempts));
+                tracing::warn!(outbox_id = id, attempts, give_up, error = %error, "mail attempt failed");
+                let recorded = self
+                    .blocking(move |conn| {
+                        Ok(outbox::mark_failed(conn, id, &error, retry_at, now())?)
+                    })
+                    .await;
+                if let Err(error) = recorded {
+                    tracing::error!(
+                        outbox_id = id,
+                        error = format!("{error:#}"),
+                        "could not record a failure"
+                    );
+                }
+                if give_up {
+                    self.metrics.increment("cohorts_mail_failed_total", 1);
+                    Outcome::Failed
+                } else {
+                    self.metrics.increment("cohorts_mail_retries_total", 1);
+                    Outcome::Retry
+                }
+            }
+        }
+    }
+
+    /// base × 2^(attempts−1), at most an hour.
+    fn backoff(&self, attempts: i32) -> chrono::Duration {
+        let exponent = attempts.clamp(1, 20) as u32 - 1;
+        let delay = self
+            .config
+            .retry_base
+            .saturating_mul(2u32.saturating_pow(exponent));
+        chrono::Duration::from_std(delay.min(Duration::from_secs(3600)))
+            .unwrap_or_else(|_| chrono::Duration::hours(1))
+    }
+
+    async fn blocking<T, F>(&self, work: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut crate::db::DbConnection) -> anyhow::Result<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            work(&mut conn)
+        })
+        .await?
+    }
+}
+
+/// Stored times: UTC, to the microsecond (both backends keep that much).
+fn now() -> NaiveDateTime {
+    use chrono::Timelike;
+    let now = Utc::now().naive_utc();
+    now.with_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap_or(now)
+}
+
+/// A running worker task and the switch that stops it.
+pub struct Handle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Handle {
+    pub fn spawn(worker: Worker) -> Handle {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(worker.run(stopped));
+        Handle { stop, task }
+    }
+
+    /// Lets the pass in progress finish, then returns.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// The worker `serve` runs beside the HTTP server, unless `worker_enabled = false`.
+pub fn start_beside_server(
+    settings: &crate::settings::Settings,
+    pool: &DbPool,
+    mailer: &actix_web::web::Data<Mailer>,
+    metrics: &Arc<Metrics>,
+) -> Option<Handle> {
+    if settings.worker_enabled == Some(false) {
+        return None;
+    }
+    let worker = Worker::new(
+        pool.clone(),
+        mailer.clone().into_inner(),
+        metrics.clone(),
+        WorkerConfig::from_settings(settings),
+    );
+    Some(Handle::spawn(worker))
+}
+
+/// `cohorts worker`: the worker alone, until SIGINT/SIGTERM.
+pub async fn run_standalone(settings: crate::settings::Settings) -> anyhow::Result<()> {
+    let pool = crate::startup::prepare_database(&settings)?;
+    let mailer = Arc::new(Mailer::from_settings(
+        &settings,
+        settings.secret_key_bytes()?,
+    )?);
+    let worker = Worker::new(
+        pool,
+        mailer,
+        Arc::new(Metrics::default()),
+        WorkerConfig::from_settings(&settings),
+    );
+    let handle = Handle::spawn(worker);
+    shutdown_signal().await;
+    handle.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,335 @@
+//! Pages behind the signed links in patients' emails (no account): see a session in
+//! one's own time zone and answer "I'll be there" / "I can't make it", and stop emails.
+//! A tampered or expired link gets a friendly page and changes nothing.
+
+use crate::api::AppState;
+use crate::db::models::cohort as cohorts;
+use crate::db::models::patient::{self as patients, NewConsentEvent, PatientRow};
+use crate::db::models::program as programs;
+use crate::db::schema::{patients as patient_table, rsvps};
+use crate::db::{write_transaction, DbConnection};
+use crate::email::links::{self, LinkClaims, LinkError, Purpose};
+use crate::email::{self};
+use crate::jobs::{self, Mailer};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde_json::{json, Value};
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/p/{token}", web::get().to(show))
+        .route("/p/{token}/rsvp", web::post().to(rsvp))
+        .route("/p/{token}/unsubscribe", web::get().to(unsubscribe_form))
+        .route("/p/{token}/unsubscribe", web::post().to(unsubscribe));
+}
+
+/// A page, or the reason there is none.
+enum PageError {
+    Link(LinkError),
+    Gone(&'static str),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for PageError {
+    fn from(error: anyhow::Error) -> Self {
+        PageError::Internal(error)
+    }
+}
+
+impl From<diesel::result::Error> for PageError {
+    fn from(error: diesel::result::Error) -> Self {
+        match error {
+            // A token for a record that is gone reads like any other bad link.
+            diesel::result::Error::NotFound => PageError::Link(LinkError::Invalid),
+            other => PageError::Internal(other.into()),
+        }
+    }
+}
+
+fn page(mailer: &Mailer, status: StatusCode, name: &str, context: &Value) -> HttpResponse {
+    match mailer.templates.page(name, context) {
+        Ok(html) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header(("Cache-Control", "no-store"))
+            .insert_header(("Referrer-Policy", "no-referrer"))
+            .body(html),
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "rendering a page");
+            HttpResponse::InternalServerError()
+                .content_type("text/plain; charset=utf-8")
+                .body("Something went wrong on our side. Please try again later.")
+        }
+    }
+}
+
+fn message(mailer: &Mailer, status: StatusCode, heading: &str, text: &str) -> HttpResponse {
+    page(
+        mailer,
+        status,
+        "message",
+        &json!({"title": heading, "heading": heading, "message": text}),
+    )
+}
+
+fn error_page(mailer: &Mailer, error: PageError) -> HttpResponse {
+    match error {
+        PageError::Link(LinkError::Invalid) => message(
+            mailer,
+            StatusCode::BAD_REQUEST,
+            "This link does not work",
+            "The link may have been cut short or changed. Please use the link from your most recent email, or contact your care team.",
+        ),
+        PageError::Link(LinkError::Expired) => message(
+            mailer,
+            StatusCode::GONE,
+            "This link has expired",
+            "Links in our emails work for a limited time. Please use the link from your most recent email, or contact your care team.",
+        ),
+        PageError::Gone(text) => message(mailer, StatusCode::CONFLICT, "This can no longer be changed", text),
+        PageError::Internal(error) => {
+            tracing::error!(error = format!("{error:#}"), "patient link failed");
+            message(
+                mailer,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Something went wrong on our side. Nothing was changed; please try again later.",
+            )
+        }
+    }
+}
+
+async fn blocking<T, F>(state: &web::Data<AppState>, work: F) -> Result<T, PageError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, PageError> + Send + 'static,
+{
+    let pool = state.pool.clone();
+    web::block(move || {
+        let mut conn = pool.get().map_err(|e| PageError::Internal(e.into()))?;
+        work(&mut conn)
+    })
+    .await
+    .map_err(|e| PageError::Internal(anyhow::anyhow!("blocking task: {e}")))?
+}
+
+fn verify(state: &AppState, token: &str) -> Result<LinkClaims, PageError> {
+    links::verify(&state.secret_key, token, Utc::now()).map_err(PageError::Link)
+}
+
+/// The session page's data, as the patient reads it.
+fn session_context(
+    conn: &mut DbConnection,
+    claims: &LinkClaims,
+    token: &str,
+) -> Result<Value, PageError> {
+    let session_id = claims
+        .session_id
+        .ok_or(PageError::Link(LinkError::Invalid))?;
+    let patient = patients::find(conn, claims.patient_id)?;
+    let session = cohorts::find_session(conn, session_id)?;
+    let cohort = cohorts::find(conn, session.cohort_id)?;
+    if cohort.program_id != patient.program_id {
+        return Err(PageError::Link(LinkError::Invalid));
+    }
+    let program = programs::find(conn, cohort.program_id)?;
+    let tz: chrono_tz::Tz = patient
+        .timezone
+        .as_deref()
+        .and_then(|z| z.parse().ok())
+        .or_else(|| program.timezone.parse().ok())
+        .unwrap_or(chrono_tz::UTC);
+    let response: Option<String> = rsvps::table
+        .filter(rsvps::session_id.eq(session_id))
+        .filter(rsvps::patient_id.eq(patient.id))
+        .select(rsvps::response)
+        .first(conn)
+        .optional()?;
+    let starts: DateTime<Utc> = session.starts_at.and_utc();
+    let open = session.status == "scheduled" && starts > Utc::now();
+    Ok(json!({
+        "title": "Your group meeting",
+        "when": email::format_when(starts, tz),
+        "venue": cohort.venue.or(program.venue),
+        "join_url": cohort.join_url.or(program.join_url),
+        "cancelled": session.status == "cancelled",
+        "open": open,
+        "response": response.map(|r| if r == "yes" { "I'll be there" } else { "I can't make it" }),
+        "rsvp_action": format!("/p/{token}/rsvp"),
+        "unsubscribe_url": format!("/p/{token}/unsubscribe"),
+    }))
+}
+
+async fn show(
+    state: web::Data<AppState>,
+    mailer: web::Data<Mailer>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let token = path.into_inner();
+    let claims = match verify(&state, &token) {
+        Ok(claims) => claims,
+        Err(error) => return error_page(&mailer, error),
+    };
+    if claims.purpose == Purpose::Preferences {
+        return unsubscribe_form(state, mailer, web::Path::from(token)).await;
+    }
+    let result = blocking(&state, move |conn| session_context(conn, &claims, &token)).await;
+    match result {
+        Ok(context) => page(&mailer, StatusCode::OK, "session", &context),
+        Err(error) => error_page(&mailer, error),
+    }
+}
+
+/// The answer from the form body: `response=yes` or `response=no`.
+fn parse_response(body: &[u8]) -> Option<&'static str> {
+    let text = std::str::from_utf8(body).ok()?;
+    text.split('&').find_map(|pair| match pair {
+        "response=yes" => Some("yes"),
+        "response=no" => Some("no"),
+        _ => None,
+    })
+}
+
+async fn rsvp(
+    state: web::Data<AppState>,
+    mailer: web::Data<Mailer>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let token = path.into_inner();
+    let claims = match verify(&state, &token) {
+        Ok(claims) if claims.purpose == Purpose::Session => claims,
+        Ok(_) => return error_page(&mailer, PageError::Link(LinkError::Invalid)),
+        Err(error) => return error_page(&mailer, error),
+    };
+    let Some(response) = parse_response(&body) else {
+        return message(
+            &mailer,
+            StatusCode::BAD_REQUEST,
+            "Please choose an answer",
+            "Use one of the two buttons on the meeting page.",
+        );
+    };
+    let result = blocking(&state, move |conn| {
+        write_transaction(conn, |conn| {
+            // Validates the link against the data before anything is written.
+            let context = session_context(conn, &claims, &token)?;
+            if context["open"] != json!(true) {
+                return Err(PageError::Gone(
+                    "This meeting has already started or was cancelled, so the answer cannot be changed.",
+                ));
+            }
+            let session_id = claims.session_id.ok_or(PageError::Link(LinkError::Invalid))?;
+            let now = crate::db::now();
+            crate::per_backend!(conn, |c| diesel::insert_into(rsvps::table)
+                .values((
+                    rsvps::session_id.eq(session_id),
+                    rsvps::patient_id.eq(claims.patient_id),
+                    rsvps::response.eq(response),
+                    rsvps::at.eq(now),
+                ))
+                .on_conflict((rsvps::session_id, rsvps::patient_id))
+                .do_update()
+                .set((rsvps::response.eq(response), rsvps::at.eq(now)))
+                .execute(c))?;
+            session_context(conn, &claims, &token)
+        })
+    })
+    .await;
+    match result {
+        Ok(context) => page(&mailer, StatusCode::OK, "session", &context),
+        Err(error) => error_page(&mailer, error),
+    }
+}
+
+fn patient_of(conn: &mut DbConnection, claims: &LinkClaims) -> Result<PatientRow, PageError> {
+    Ok(patients::find(conn, claims.patient_id)?)
+}
+
+async fn unsubscribe_form(
+    state: web::Data<AppState>,
+    mailer: web::Data<Mailer>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let token = path.into_inner();
+    let claims = match verify(&state, &token) {
+        Ok(claims) => claims,
+        Err(error) => return error_page(&mailer, error),
+    };
+    let result = blocking(&state, move |conn| patient_of(conn, &claims)).await;
+    match result {
+        Ok(patient) => page(
+            &mailer,
+            StatusCode::OK,
+            "unsubscribe",
+            &json!({
+                "title": "Email preferences",
+                "subscribed": patient.email_consent,
+                "action": format!("/p/{token}/unsubscribe"),
+            }),
+        ),
+        Err(error) => error_page(&mailer, error),
+    }
+}
+
+/// One click (RFC 8058 POSTs `List-Unsubscribe=One-Click`; the page's button posts
+/// nothing): consent withdrawn, recorded as from the link, queued mail cancelled.
+async fn unsubscribe(
+    state: web::Data<AppState>,
+    mailer: web::Data<Mailer>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let token = path.into_inner();
+    let claims = match verify(&state, &token) {
+        Ok(claims) => claims,
+        Err(error) => return error_page(&mailer, error),
+    };
+    let result = blocking(&state, move |conn| {
+        write_transaction(conn, |conn| {
+            let patient = patient_of(conn, &claims)?;
+            if patient.email_consent {
+                let now = crate::db::now();
+                patients::insert_consent_events(
+                    conn,
+                    &[NewConsentEvent {
+                        patient_id: patient.id,
+                        email_consent: false,
+                        source: "link",
+                        at: now,
+                    }],
+                )?;
+                diesel::update(patient_table::table.find(patient.id))
+                    .set((
+                        patient_table::email_consent.eq(false),
+                        patient_table::consent_changed_at.eq(now),
+                        patient_table::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                jobs::cancel_for_patient(conn, patient.id, "consent withdrawn", now)?;
+            }
+            Ok(())
+        })
+    })
+    .await;
+    match result {
+        Ok(()) => page(
+            &mailer,
+            StatusCode::OK,
+            "unsubscribe",
+            &json!({"title": "Email preferences", "subscribed": false, "action": ""}),
+        ),
+        Err(error) => error_page(&mailer, error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_response;
+
+    #[test]
+    fn the_answer_is_read_from_the_form() {
+        assert_eq!(parse_response(b"response=yes"), Some("yes"));
+        assert_eq!(parse_response(b"x=1&response=no"), Some("no"));
+        assert_eq!(parse_response(b"response=maybe"), None);
+    }
+}
