@@ -15,6 +15,8 @@ pub enum Purpose {
     Session,
     /// Email preferences only (mails not about one session).
     Preferences,
+    /// Accept or decline a peer-circle invitation; `session_id` carries the invitation id.
+    PeerInvitation,
 }
 
 impl Purpose {
@@ -22,6 +24,7 @@ impl Purpose {
         match self {
             Purpose::Session => "s",
             Purpose::Preferences => "p",
+            Purpose::PeerInvitation => "i",
         }
     }
 }
@@ -90,6 +93,7 @@ pub fn verify(key: &[u8], token: &str, now: DateTime<Utc>) -> Result<LinkClaims,
     let purpose = match *purpose {
         "s" => Purpose::Session,
         "p" => Purpose::Preferences,
+        "i" => Purpose::PeerInvitation,
         _ => return Err(LinkError::Invalid),
     };
     let patient_id: i64 = patient.parse().map_err(|_| LinkError::Invalid)?;

@@ -74,6 +74,7 @@ const FILES: &[(&str, &str)] = embedded!(
     "pages/session.html.hbs",
     "pages/unsubscribe.html.hbs",
     "pages/message.html.hbs",
+    "pages/peer_invitation.html.hbs",
 );
 
 /// Partial name for a file under templates/email/partials or pages/base.
@@ -178,7 +179,7 @@ mod tests {
         let rendered = templates
             .render(
                 "peer_invitation",
-                &json!({"name": "Tom & Jerry", "unsubscribe_url": "https://x/u?a=1&b=2"}),
+                &json!({"name": "Tom & Jerry", "unsubscribe_url": "https://x/u?a=1&b=2", "invitation_url": "https://x/p/i"}),
             )
             .expect("renders");
         assert!(
@@ -210,7 +211,7 @@ mod tests {
         let rendered = templates
             .render(
                 "peer_invitation",
-                &json!({"name": "Ana", "unsubscribe_url": "u"}),
+                &json!({"name": "Ana", "unsubscribe_url": "u", "invitation_url": "i"}),
             )
             .expect("renders");
         assert_eq!(rendered.subject, "Custom for Ana");

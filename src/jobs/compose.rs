@@ -219,7 +219,19 @@ fn compose_patient(
                 });
             }
         }
-        "peer_invitation" => {}
+        "peer_invitation" => {
+            let payload: Value =
+                serde_json::from_str(&row.payload).context("peer invitation payload")?;
+            let invitation_id = payload["invitation_id"]
+                .as_i64()
+                .ok_or_else(|| anyhow::anyhow!("peer invitation without its id"))?;
+            context["invitation_url"] = json!(mailer.link(&LinkClaims {
+                purpose: Purpose::PeerInvitation,
+                patient_id: patient.id,
+                session_id: Some(invitation_id),
+                expires_at: (now + Duration::days(60)).timestamp(),
+            }));
+        }
         other => anyhow::bail!("{other} is not a patient email"),
     }
     let rendered = mailer.templates.render(&row.kind, &context)?;
@@ -399,6 +411,7 @@ pub fn sample_context(kind: &str, public_url: &str) -> Value {
         "name": "Alex Sample",
         "unsubscribe_url": format!("{link}/unsubscribe"),
         "rsvp_url": link,
+        "invitation_url": format!("{public_url}/p/sample-invitation"),
         "zone": email::zone_label(at, tz),
         "when": when,
         "when_short": email::format_short(at, tz),

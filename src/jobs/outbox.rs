@@ -298,11 +298,12 @@ pub fn enqueue_follow_up(
     enqueue(conn, &mails, now)
 }
 
-/// The invitation of a patient who completed to the peer-support circle `cohort_id`.
+/// Invitation `invitation_id` to a peer circle, for a patient who completed `cohort_id`.
 pub fn enqueue_peer_invitation(
     conn: &mut DbConnection,
     patient_id: i64,
     cohort_id: i64,
+    invitation_id: i64,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
     let patient = patients::find(conn, patient_id)?;
@@ -317,7 +318,7 @@ pub fn enqueue_peer_invitation(
             offset_hours: 0,
             revision: 0,
             program_id: patient.program_id,
-            payload: json!({}),
+            payload: json!({ "invitation_id": invitation_id }),
             due_at: now,
         }],
         now,

@@ -126,6 +126,13 @@ impl Worker {
     pub async fn pass(&self) -> anyhow::Result<Pass> {
         let mut pass = Pass::default();
         let lookahead = chrono::Duration::from_std(self.config.lookahead)?;
+        if let Err(error) = self
+            .blocking(move |conn| Ok(crate::planning::housekeeping(conn, now())?))
+            .await
+        {
+            // Clinical housekeeping must not hold up mail that is due.
+            tracing::error!(error = format!("{error:#}"), "housekeeping failed");
+        }
         pass.planned = self
             .blocking(move |conn| Ok(planner::plan(conn, now(), lookahead)?))
             .await?;

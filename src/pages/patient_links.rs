@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/p/{token}", web::get().to(show))
+        .route("/p/{token}/peer", web::post().to(answer_invitation))
         .route("/p/{token}/rsvp", web::post().to(rsvp))
         .route("/p/{token}/unsubscribe", web::get().to(unsubscribe_form))
         .route("/p/{token}/unsubscribe", web::post().to(unsubscribe));
@@ -173,6 +174,16 @@ async fn show(
     if claims.purpose == Purpose::Preferences {
         return unsubscribe_form(state, mailer, web::Path::from(token)).await;
     }
+    if claims.purpose == Purpose::PeerInvitation {
+        let result = blocking(&state, move |conn| {
+            invitation_context(conn, &claims, &token)
+        })
+        .await;
+        return match result {
+            Ok(context) => page(&mailer, StatusCode::OK, "peer_invitation", &context),
+            Err(error) => error_page(&mailer, error),
+        };
+    }
     let result = blocking(&state, move |conn| session_context(conn, &claims, &token)).await;
     match result {
         Ok(context) => page(&mailer, StatusCode::OK, "session", &context),
@@ -238,6 +249,81 @@ async fn rsvp(
     .await;
     match result {
         Ok(context) => page(&mailer, StatusCode::OK, "session", &context),
+        Err(error) => error_page(&mailer, error),
+    }
+}
+
+/// The invitation page's data; the link must name this patient's own invitation.
+fn invitation_context(
+    conn: &mut DbConnection,
+    claims: &LinkClaims,
+    token: &str,
+) -> Result<Value, PageError> {
+    let invitation_id = claims
+        .session_id
+        .ok_or(PageError::Link(LinkError::Invalid))?;
+    let invitation = crate::planning::peer::find_invitation(conn, invitation_id)
+        .map_err(|_| PageError::Link(LinkError::Invalid))?;
+    if invitation.patient_id != claims.patient_id {
+        return Err(PageError::Link(LinkError::Invalid));
+    }
+    Ok(json!({
+        "title": "A peer circle",
+        "status": invitation.status,
+        "accepted": invitation.status == "accepted",
+        "declined": invitation.status == "declined",
+        "answer_action": format!("/p/{token}/peer"),
+    }))
+}
+
+/// Accepting (fresh consent, recorded with its time) or declining by link.
+async fn answer_invitation(
+    state: web::Data<AppState>,
+    mailer: web::Data<Mailer>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let token = path.into_inner();
+    let claims = match verify(&state, &token) {
+        Ok(claims) if claims.purpose == Purpose::PeerInvitation => claims,
+        Ok(_) => return error_page(&mailer, PageError::Link(LinkError::Invalid)),
+        Err(error) => return error_page(&mailer, error),
+    };
+    let accept = match std::str::from_utf8(&body).unwrap_or("") {
+        "answer=accept" => true,
+        "answer=decline" => false,
+        _ => {
+            return message(
+                &mailer,
+                StatusCode::BAD_REQUEST,
+                "Please choose an answer",
+                "Use one of the two buttons on the invitation page.",
+            )
+        }
+    };
+    let result = blocking(&state, move |conn| {
+        write_transaction(conn, |conn| {
+            // Checks the link against the data before anything is written.
+            invitation_context(conn, &claims, &token)?;
+            let invitation_id = claims.session_id.ok_or(PageError::Link(LinkError::Invalid))?;
+            let now = crate::db::now();
+            let outcome = if accept {
+                crate::planning::peer::accept(conn, invitation_id, now).map(|_| ())
+            } else {
+                crate::planning::peer::decline(conn, invitation_id, now)
+            };
+            outcome.map_err(|error| match error {
+                crate::error::AppError::Conflict { .. } => PageError::Gone(
+                    "This invitation was already answered, so the answer cannot be changed here. Your care team can help.",
+                ),
+                other => PageError::Internal(anyhow::anyhow!("answering an invitation: {other}")),
+            })?;
+            invitation_context(conn, &claims, &token)
+        })
+    })
+    .await;
+    match result {
+        Ok(context) => page(&mailer, StatusCode::OK, "peer_invitation", &context),
         Err(error) => error_page(&mailer, error),
     }
 }

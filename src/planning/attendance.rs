@@ -86,6 +86,19 @@ pub fn open_follow_ups(
                     escalated_at: escalated,
                 };
                 if let Some(id) = records::open_once(conn, &new)? {
+                    let team: Vec<i64> = cohorts::team(conn, cohort.id)?
+                        .into_iter()
+                        .map(|(row, _)| row.facilitator_id)
+                        .collect();
+                    crate::jobs::enqueue_follow_up(
+                        conn,
+                        id,
+                        cohort.id,
+                        *patient_id,
+                        streak.absences,
+                        &team,
+                        now,
+                    )?;
                     opened.push(id);
                 }
             }

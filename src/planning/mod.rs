@@ -72,3 +72,38 @@ impl ProgramContext {
         self.rules.schedule.duration_minutes
     }
 }
+
+/// Time-driven work the worker does on every pass, before it sends mail: cohorts whose
+/// first session started become active, sessions left without attendance tell their
+/// facilitators, overdue follow-ups escalate, and finished cohorts complete on their own.
+pub fn housekeeping(conn: &mut crate::db::DbConnection, now: NaiveDateTime) -> AppResult<()> {
+    use crate::db::models::cohort as cohorts;
+    use crate::db::schema::{cohorts as cohort_table, sessions};
+    use diesel::prelude::*;
+
+    crate::db::write_transaction(conn, |conn| {
+        cohorts::activate_started(conn, now)?;
+        // A session over for two hours with no attendance at all, within the last week.
+        let ended: Vec<(i64, NaiveDateTime, i32)> = sessions::table
+            .inner_join(cohort_table::table)
+            .filter(sessions::status.eq("scheduled"))
+            .filter(sessions::starts_at.le(now))
+            .filter(sessions::starts_at.gt(now - chrono::Duration::days(7)))
+            .filter(cohort_table::status.eq("active"))
+            .select((
+                sessions::id,
+                sessions::starts_at,
+                sessions::duration_minutes,
+            ))
+            .load(conn)?;
+        for (session_id, starts_at, minutes) in ended {
+            let overdue = starts_at + chrono::Duration::minutes(i64::from(minutes) + 120);
+            if overdue <= now {
+                crate::jobs::enqueue_attendance_missing(conn, session_id, now)?;
+            }
+        }
+        attendance::escalate_overdue(conn, now)?;
+        Ok::<_, crate::error::AppError>(())
+    })?;
+    crate::db::write_transaction(conn, |conn| peer::auto_complete_due(conn, now).map(|_| ()))
+}

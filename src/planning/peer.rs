@@ -145,7 +145,15 @@ pub fn complete(
             )?;
             let patient = patients::find(conn, tally.patient_id)?;
             if cohort.kind == cohorts::KIND_INTEGRATION && patient.email_consent {
-                invitations.push(invite(conn, tally.patient_id, cohort.id, now)?);
+                let invitation = invite(conn, tally.patient_id, cohort.id, now)?;
+                crate::jobs::enqueue_peer_invitation(
+                    conn,
+                    tally.patient_id,
+                    cohort.id,
+                    invitation,
+                    now,
+                )?;
+                invitations.push(invitation);
             }
         }
         members.push(MemberCompletion {

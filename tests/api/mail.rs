@@ -721,7 +721,7 @@ pub fn queue_invitations(app: &TestApp, program: i64, count: usize) -> Vec<Strin
     let ids = patient::ids_by_email(&mut conn, program, &emails).expect("ids");
     cohorts::db::write_transaction(&mut conn, |conn| {
         for (id, _) in &ids {
-            cohorts::jobs::enqueue_peer_invitation(conn, *id, 1, now)?;
+            cohorts::jobs::enqueue_peer_invitation(conn, *id, 1, *id, now)?;
         }
         Ok::<_, diesel::result::Error>(())
     })

@@ -9,7 +9,7 @@ async fn short_program(app: &TestApp) -> (i64, String) {
         .patch(
             &format!("/api/v1/programs/{program}"),
             &app.admin_token,
-            &json!({"schedule": {"sessions": 5}, "peer_support": {"max_size": 2}}),
+            &json!({"schedule": {"sessions": 5}, "peer_support": {"max_size": 2, "auto_complete_after_days": 0}}),
         )
         .await;
     assert_eq!(response.status(), 200);
@@ -294,4 +294,138 @@ async fn circles_mix_cohorts_roll_over_when_full_and_are_led_by_a_peer() {
     assert_eq!(mixed["staffing"]["complete"], true, "{}", mixed["staffing"]);
     assert_eq!(mixed["facilitators"][0]["facilitator_id"], peer_id);
     assert_eq!(mixed["facilitators"][0]["role"], "lead");
+}
+
+async fn form_post(app: &TestApp, path: &str, body: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("post")
+}
+
+async fn patient(app: &TestApp, lead: &str, id: i64) -> Value {
+    app.get(&format!("/api/v1/patients/{id}"), lead)
+        .await
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test]
+async fn an_invitation_is_answered_by_its_link_and_a_tampered_link_changes_nothing() {
+    let app = spawn_app().await;
+    let (program, lead) = short_program(&app).await;
+    let present = ["present"; 5];
+    let (cohort, m) = finished_cohort(&app, program, &lead, &[present, present]).await;
+    assert_eq!(complete(&app, &lead, cohort).await.status(), 200);
+    let mails = crate::mail::wait_kind(&app.mail, "peer_invitation", 2).await;
+    assert_eq!(mails.len(), 2, "one invitation per completer");
+    let link_of = |email: &str| {
+        mails
+            .iter()
+            .find(|mail| mail.envelope_to == vec![email.to_string()])
+            .map(|mail| mail.link_path())
+            .expect("an invitation to this patient")
+    };
+    let first = patient(&app, &lead, m[0]).await;
+    let second = patient(&app, &lead, m[1]).await;
+    let accept_link = link_of(first["email"].as_str().expect("email"));
+    let decline_link = link_of(second["email"].as_str().expect("email"));
+
+    let mut tampered = accept_link.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    assert_eq!(
+        app.client
+            .get(app.url(&tampered))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        400
+    );
+    assert_eq!(
+        form_post(&app, &format!("{tampered}/peer"), "answer=accept")
+            .await
+            .status(),
+        400
+    );
+    assert_eq!(
+        patient(&app, &lead, m[0]).await["status"],
+        "completed",
+        "nothing changed"
+    );
+
+    let page = app
+        .client
+        .get(app.url(&accept_link))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(
+        html.contains("peer circle") && html.contains("No, thank you"),
+        "{html}"
+    );
+
+    assert_eq!(
+        form_post(&app, &format!("{accept_link}/peer"), "answer=accept")
+            .await
+            .status(),
+        200
+    );
+    let joined = patient(&app, &lead, m[0]).await;
+    assert_eq!(joined["status"], "peer_support");
+    assert_eq!(joined["peer_invitations"][0]["status"], "accepted");
+    let circle = joined["journey"]
+        .as_array()
+        .expect("journey")
+        .iter()
+        .find(|j| j["kind"] == "peer_support")
+        .cloned()
+        .expect("a circle");
+    assert_eq!(circle["member_status"], "active");
+    let history = joined["consent_history"].as_array().expect("history");
+    assert_eq!(
+        history.last().expect("latest")["source"],
+        "peer_invitation",
+        "fresh consent recorded"
+    );
+
+    assert_eq!(
+        form_post(&app, &format!("{decline_link}/peer"), "answer=decline")
+            .await
+            .status(),
+        200
+    );
+    let declined = patient(&app, &lead, m[1]).await;
+    assert_eq!(declined["status"], "completed");
+    assert_eq!(declined["peer_invitations"][0]["status"], "declined");
+}
+
+#[tokio::test]
+async fn the_worker_completes_a_finished_cohort_on_its_own_once_attendance_is_complete() {
+    let app = spawn_app().await;
+    let (program, lead) = short_program(&app).await;
+    app.patch(&format!("/api/v1/programs/{program}"), &app.admin_token, &json!({"peer_support": {"auto_complete_after_days": 7}}))
+        .await;
+    let present = ["present"; 5];
+    // The last of the five weekly sessions was eight days ago.
+    let (cohort, m) = finished_cohort(&app, program, &lead, &[present]).await;
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        let view: Value = app.get(&format!("/api/v1/cohorts/{cohort}"), &lead).await.json().await.expect("json");
+        status = view["status"].clone();
+        if status == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "completed");
+    assert_eq!(patient(&app, &lead, m[0]).await["peer_invitations"][0]["status"], "pending");
 }

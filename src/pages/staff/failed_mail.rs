@@ -1,8 +1,5 @@
-//! Failed mail on the lead's dashboard.
-//!
-//! STUB: the outbox table arrives with the email branch. Wire `failed_mail` to it
-//! (messages of this program with status `failed`, newest first) when the branches
-//! merge; until then it returns an empty list and the dashboard says "No failed mail".
+//! Failed mail on the lead's dashboard: messages of the program the worker gave up on,
+//! newest first (retry them with `POST /api/v1/outbox/{id}/retry`).
 
 use crate::db::DbConnection;
 use crate::error::AppResult;
@@ -21,7 +18,20 @@ pub struct FailedMail {
     pub failed_at: String,
 }
 
-/// Failed outbox messages of a program. Returns nothing until the outbox exists.
-pub fn failed_mail(_conn: &mut DbConnection, _program_id: i64) -> AppResult<Vec<FailedMail>> {
-    Ok(Vec::new())
+/// The program's failed outbox messages, at most 50.
+pub fn failed_mail(conn: &mut DbConnection, program_id: i64) -> AppResult<Vec<FailedMail>> {
+    use crate::jobs::outbox;
+    Ok(
+        outbox::list(conn, Some(&[program_id]), Some(outbox::FAILED), 50)?
+            .into_iter()
+            .map(|row| FailedMail {
+                id: row.id,
+                kind: row.kind,
+                recipient: format!("{} {}", row.recipient_type, row.recipient_id),
+                attempts: row.attempts,
+                last_error: row.last_error.unwrap_or_default(),
+                failed_at: row.updated_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            })
+            .collect(),
+    )
 }
