@@ -412,14 +412,23 @@ async fn an_invitation_is_answered_by_its_link_and_a_tampered_link_changes_nothi
 async fn the_worker_completes_a_finished_cohort_on_its_own_once_attendance_is_complete() {
     let app = spawn_app().await;
     let (program, lead) = short_program(&app).await;
-    app.patch(&format!("/api/v1/programs/{program}"), &app.admin_token, &json!({"peer_support": {"auto_complete_after_days": 7}}))
-        .await;
+    app.patch(
+        &format!("/api/v1/programs/{program}"),
+        &app.admin_token,
+        &json!({"peer_support": {"auto_complete_after_days": 7}}),
+    )
+    .await;
     let present = ["present"; 5];
     // The last of the five weekly sessions was eight days ago.
     let (cohort, m) = finished_cohort(&app, program, &lead, &[present]).await;
     let mut status = Value::Null;
     for _ in 0..100 {
-        let view: Value = app.get(&format!("/api/v1/cohorts/{cohort}"), &lead).await.json().await.expect("json");
+        let view: Value = app
+            .get(&format!("/api/v1/cohorts/{cohort}"), &lead)
+            .await
+            .json()
+            .await
+            .expect("json");
         status = view["status"].clone();
         if status == "completed" {
             break;
@@ -427,5 +436,8 @@ async fn the_worker_completes_a_finished_cohort_on_its_own_once_attendance_is_co
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(status, "completed");
-    assert_eq!(patient(&app, &lead, m[0]).await["peer_invitations"][0]["status"], "pending");
+    assert_eq!(
+        patient(&app, &lead, m[0]).await["peer_invitations"][0]["status"],
+        "pending"
+    );
 }
