@@ -1,10 +1,10 @@
 //! Signed, expiring links for patients (no account): HMAC-SHA256 over a small payload
-//! with the application's secret key, base64url without padding.
+//! with the application's secret key, hex-encoded. Hex rather than base64url: a random
+//! base64 string can spell a word (`mdma`, `dosing`) that a patient's email must never
+//! show, and hex cannot (none of those words is made of 0-9a-f).
 //!
 //! `<payload>.<signature>` where payload = `v1.<purpose>.<patient>.<session or 0>.<expiry unix>`.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -63,8 +63,8 @@ pub fn sign(key: &[u8], claims: &LinkClaims) -> String {
     let signature = mac(key, payload.as_bytes()).finalize().into_bytes();
     format!(
         "{}.{}",
-        URL_SAFE_NO_PAD.encode(payload.as_bytes()),
-        URL_SAFE_NO_PAD.encode(signature)
+        hex::encode(payload.as_bytes()),
+        hex::encode(signature)
     )
 }
 
@@ -73,12 +73,8 @@ pub fn verify(key: &[u8], token: &str, now: DateTime<Utc>) -> Result<LinkClaims,
         return Err(LinkError::Invalid);
     }
     let (payload, signature) = token.split_once('.').ok_or(LinkError::Invalid)?;
-    let payload = URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| LinkError::Invalid)?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| LinkError::Invalid)?;
+    let payload = hex::decode(payload).map_err(|_| LinkError::Invalid)?;
+    let signature = hex::decode(signature).map_err(|_| LinkError::Invalid)?;
     mac(key, &payload)
         .verify_slice(&signature)
         .map_err(|_| LinkError::Invalid)?;
@@ -138,7 +134,7 @@ mod tests {
     fn a_tampered_link_is_refused() {
         let now = Utc::now();
         let token = sign(KEY, &claims(now.timestamp() + 60));
-        let forged_payload = URL_SAFE_NO_PAD.encode(format!("v1.s.43.7.{}", now.timestamp() + 60));
+        let forged_payload = hex::encode(format!("v1.s.43.7.{}", now.timestamp() + 60));
         let signature = token.split_once('.').expect("two parts").1;
         let forged = format!("{forged_payload}.{signature}");
         assert_eq!(verify(KEY, &forged, now), Err(LinkError::Invalid));

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Connections kept open to the SMTP server; the worker sends this many at once.
-pub const SMTP_POOL_SIZE: u32 = 16;
+pub const SMTP_POOL_SIZE: u32 = 32;
 
 /// A message as handed to a transport.
 #[derive(Debug, Clone)]

@@ -265,7 +265,15 @@ fn program_tz(program: &ProgramRow) -> Tz {
 }
 
 fn is_active_member(conn: &mut DbConnection, cohort_id: i64, patient_id: i64) -> QueryResult<bool> {
-    Ok(cohorts::active_member_ids(conn, cohort_id)?.contains(&patient_id))
+    use crate::db::schema::cohort_members;
+    cohort_members::table
+        .filter(cohort_members::cohort_id.eq(cohort_id))
+        .filter(cohort_members::patient_id.eq(patient_id))
+        .filter(cohort_members::status.eq(cohorts::MEMBER_ACTIVE))
+        .select(cohort_members::id)
+        .first::<i64>(conn)
+        .optional()
+        .map(|found| found.is_some())
 }
 
 fn compose_facilitator(

@@ -37,7 +37,7 @@ impl Default for WorkerConfig {
             lease: Duration::from_secs(300),
             retry_base: Duration::from_secs(30),
             max_attempts: 8,
-            batch: 200,
+            batch: 64,
             concurrency: email::transport::SMTP_POOL_SIZE as usize,
             lookahead: Duration::from_secs(600),
         }
@@ -60,6 +60,9 @@ pub struct Worker {
     metrics: Arc<Metrics>,
     config: WorkerConfig,
     id: String,
+    /// Serialises this worker's own writes on SQLite, which has one writer at a time:
+    /// waiting here is cheaper than SQLite's sleeping busy handler.
+    writes: Arc<std::sync::Mutex<()>>,
 }
 
 enum Outcome {
@@ -87,6 +90,7 @@ impl Worker {
             metrics,
             config,
             id,
+            writes: Arc::default(),
         }
     }
 
@@ -134,36 +138,38 @@ impl Worker {
             tracing::error!(error = format!("{error:#}"), "housekeeping failed");
         }
         pass.planned = self
-            .blocking(move |conn| Ok(planner::plan(conn, now(), lookahead)?))
+            .blocking(move |conn| {
+                Ok(crate::db::write_transaction(conn, |conn| {
+                    planner::plan(conn, now(), lookahead)
+                })?)
+            })
             .await?;
+        // A pipeline: claim the next rows while the previous ones are still being sent,
+        // so the SMTP connections never wait for the slowest message of a batch.
+        let semaphore = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut exhausted = false;
         loop {
-            let batch = self.claim().await?;
-            if batch.is_empty() {
-                break;
-            }
-            let full = batch.len() as i64 >= self.config.batch;
-            let semaphore = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
-            let mut tasks = tokio::task::JoinSet::new();
-            for row in batch {
-                let worker = self.clone();
-                let permit = semaphore.clone().acquire_owned().await?;
-                tasks.spawn(async move {
-                    let outcome = worker.deliver(row).await;
-                    drop(permit);
-                    outcome
-                });
-            }
-            while let Some(done) = tasks.join_next().await {
-                match done {
-                    Ok(Outcome::Sent) => pass.sent += 1,
-                    Ok(Outcome::Failed) => pass.failed += 1,
-                    Ok(Outcome::Cancelled) => pass.cancelled += 1,
-                    Ok(Outcome::Retry) => {}
-                    Err(error) => tracing::error!(error = %error, "mail task panicked"),
+            if !exhausted && tasks.len() < self.config.concurrency.max(1) {
+                let batch = self.claim().await?;
+                exhausted = (batch.len() as i64) < self.config.batch;
+                for row in batch {
+                    let worker = self.clone();
+                    let semaphore = semaphore.clone();
+                    tasks.spawn(async move {
+                        let _permit = semaphore.acquire_owned().await.ok();
+                        worker.deliver(row).await
+                    });
                 }
+                continue;
             }
-            if !full {
-                break;
+            match tasks.join_next().await {
+                None => break,
+                Some(Ok(Outcome::Sent)) => pass.sent += 1,
+                Some(Ok(Outcome::Failed)) => pass.failed += 1,
+                Some(Ok(Outcome::Cancelled)) => pass.cancelled += 1,
+                Some(Ok(Outcome::Retry)) => {}
+                Some(Err(error)) => tracing::error!(error = %error, "mail task panicked"),
             }
         }
         Ok(pass)
@@ -190,7 +196,7 @@ impl Worker {
         let result: Result<(), String> = match composed {
             Ok(Composed::Cancel(reason)) => {
                 let recorded = self
-                    .blocking(move |conn| Ok(outbox::mark_cancelled(conn, id, &reason, now())?))
+                    .record(move |conn| outbox::mark_cancelled(conn, id, &reason, now()))
                     .await;
                 if let Err(error) = recorded {
                     tracing::warn!(
@@ -217,7 +223,7 @@ impl Worker {
         match result {
             Ok(()) => {
                 let recorded = self
-                    .blocking(move |conn| Ok(outbox::mark_sent(conn, id, now())?))
+                    .record(move |conn| outbox::mark_sent(conn, id, now()))
                     .await;
                 if let Err(error) = recorded {
                     // Sent but not recorded: the lease will resend it (same Message-ID).
@@ -235,9 +241,7 @@ impl Worker {
                 let retry_at = (!give_up).then(|| now() + self.backoff(attempts));
                 tracing::warn!(outbox_id = id, attempts, give_up, error = %error, "mail attempt failed");
                 let recorded = self
-                    .blocking(move |conn| {
-                        Ok(outbox::mark_failed(conn, id, &error, retry_at, now())?)
-                    })
+                    .record(move |conn| outbox::mark_failed(conn, id, &error, retry_at, now()))
                     .await;
                 if let Err(error) = recorded {
                     tracing::error!(
@@ -255,6 +259,23 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Runs a write, one at a time per worker on SQLite.
+    async fn record<F>(&self, work: F) -> anyhow::Result<usize>
+    where
+        F: FnOnce(&mut crate::db::DbConnection) -> diesel::QueryResult<usize> + Send + 'static,
+    {
+        let writes = self.writes.clone();
+        self.blocking(move |conn| {
+            let _guard = matches!(conn, crate::db::DbConnection::Sqlite(_)).then(|| {
+                writes
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+            });
+            Ok(work(conn)?)
+        })
+        .await
     }
 
     /// base × 2^(attempts−1), at most an hour.
