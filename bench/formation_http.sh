@@ -5,9 +5,10 @@
 # Imports ROWS patients dosed at spread times over the last 20 days (all on the
 # waitlist), then times `POST /api/v1/programs/{id}/cohort-formations {"dry_run": true}`
 # RUNS times with curl -w '%{time_total}'; the response must be 200 and place patients.
+# Prints every time, the min/median and the plan size (cohorts, placed, still waiting).
 #
 # Binary: $COHORTS_BIN, or `cargo build --release`. Knobs: BACKENDS [sqlite], RUNS [5],
-# ROWS [10000].
+# ROWS [10000]. Needs an awk with strftime (gawk, or mawk 1.3.4 as on Debian 12).
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -32,6 +33,7 @@ awk -v rows="$ROWS" -v now="$now_epoch" 'BEGIN {
 printf '\n%s waitlisted patients, %s runs per backend, %s cores (%s)\n' "$ROWS" "$RUNS" \
     "$(nproc)" "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 printf 'load average at start: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+summary=()
 for backend in $BACKENDS; do
     start_server "$backend"
     login
@@ -50,8 +52,18 @@ for backend in $BACKENDS; do
     done
     cohorts="$(jq '.cohorts | length' "$BENCH_TMP/plan.json")"
     placed="$(jq '[.cohorts[].members | length] | add // 0' "$BENCH_TMP/plan.json")"
-    sorted="$(printf '%s\n' "${times[@]}" | sort -n)"
-    printf '%-10s dry run: min %ss median %ss (%s cohorts, %s placed)\n' "$backend" \
-        "$(head -n1 <<<"$sorted")" "$(sed -n "$(((RUNS + 1) / 2))p" <<<"$sorted")" "$cohorts" "$placed"
+    waiting="$(jq '.waiting | length' "$BENCH_TMP/plan.json")"
+    # The header promises a plan that places patients: an empty plan is not a measurement.
+    ((placed > 0)) || die "$backend: the dry run placed nobody ($cohorts cohorts, $waiting waiting)"
+    min="$(printf '%s\n' "${times[@]}" | sort -g | head -n1)"
+    med="$(printf '%s\n' "${times[@]}" | median)"
+    printf '%-8s dry run: %s cohorts, %s placed, %s still waiting; runs (s): %s\n' "$backend" \
+        "$cohorts" "$placed" "$waiting" "${times[*]}"
+    summary+=("$(printf '| %-8s | %6s | %7s | %6s | %7.3f | %8.3f | %s |' "$backend" "$ROWS" "$cohorts" \
+        "$placed" "$min" "$med" "$(printf '%.3f ' "${times[@]}" | sed 's/ $//')")")
     stop_server
 done
+
+printf '\n| backend  |   rows | cohorts | placed |   min s | median s | all runs (s) |\n'
+printf '|----------|-------:|--------:|-------:|--------:|---------:|--------------|\n'
+printf '%s\n' "${summary[@]}"

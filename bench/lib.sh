@@ -1,4 +1,4 @@
-# Shared helpers for bench/http.sh and bench/import.sh. Source it; do not run it.
+# Shared helpers for the bench/*.sh scripts. Source it; do not run it.
 #
 # Every server binds to 127.0.0.1 on a free port, every PostgreSQL database is a fresh
 # `cohorts_bench_<random>` one, and `bench_cleanup` (installed as an EXIT trap by the

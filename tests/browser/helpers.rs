@@ -226,6 +226,7 @@ impl Browser {
     }
 
     pub async fn click(&self, css: &str) {
+        let before = self.url().await;
         self.client
             .find(Locator::Css(css))
             .await
@@ -233,9 +234,11 @@ impl Browser {
             .click()
             .await
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        self.settle(&before).await;
     }
 
     pub async fn click_link(&self, text: &str) {
+        let before = self.url().await;
         self.client
             .find(Locator::LinkText(text))
             .await
@@ -243,6 +246,28 @@ impl Browser {
             .click()
             .await
             .expect("click link");
+        self.settle(&before).await;
+    }
+
+    async fn url(&self) -> String {
+        self.client
+            .current_url()
+            .await
+            .map(|url| url.to_string())
+            .unwrap_or_default()
+    }
+
+    /// A click or submit returns before the browser has navigated; wait (up to 5 s)
+    /// until the address changes and the new page is there. Buttons that stay on the
+    /// same address just wait out the limit.
+    async fn settle(&self, before: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if self.url().await != before && self.client.find(Locator::Css("body")).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn login(&self, app: &TestApp, role: &str) {
@@ -257,7 +282,9 @@ impl Browser {
         form.set_by_name("password", &password)
             .await
             .expect("password");
+        let before = self.url().await;
         form.submit().await.expect("submit");
+        self.settle(&before).await;
         assert!(
             !self.path().await.ends_with("/login"),
             "signed in as {role}"
