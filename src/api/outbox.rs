@@ -79,34 +79,40 @@ async fn retry(
     path: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
-    let row = db(&state, move |conn| {
-        crate::db::write_transaction(conn, |conn| {
-            let row = outbox::find(conn, id)?;
-            actor.require_lead_of(row.program_id)?;
-            if row.status != outbox::FAILED {
-                return Err(AppError::Conflict {
-                    message: "only a failed message can be retried".into(),
-                    details: Some(json!({"current_status": row.status})),
-                });
-            }
-            outbox::retry(conn, id, crate::db::now())?;
-            crate::db::audit::record(
-                conn,
-                crate::db::audit::AuditEvent {
-                    actor_user_id: Some(actor.id),
-                    action: "retry",
-                    entity: "outbox",
-                    entity_id: id,
-                    program_id: Some(row.program_id),
-                    changed_fields: vec!["status".into()],
-                    detail: None,
-                },
-            )?;
-            Ok(outbox::find(conn, id)?)
-        })
-    })
-    .await?;
+    let row = db(&state, move |conn| retry_failed(conn, &actor, id)).await?;
     Ok(HttpResponse::Ok().json(view(&row)))
+}
+
+/// Puts a failed message back in the queue; shared with the lead's dashboard.
+pub fn retry_failed(
+    conn: &mut crate::db::DbConnection,
+    actor: &CurrentUser,
+    id: i64,
+) -> AppResult<outbox::OutboxRow> {
+    crate::db::write_transaction(conn, |conn| {
+        let row = outbox::find(conn, id)?;
+        actor.require_lead_of(row.program_id)?;
+        if row.status != outbox::FAILED {
+            return Err(AppError::Conflict {
+                message: "only a failed message can be retried".into(),
+                details: Some(json!({"current_status": row.status})),
+            });
+        }
+        outbox::retry(conn, id, crate::db::now())?;
+        crate::db::audit::record(
+            conn,
+            crate::db::audit::AuditEvent {
+                actor_user_id: Some(actor.id),
+                action: "retry",
+                entity: "outbox",
+                entity_id: id,
+                program_id: Some(row.program_id),
+                changed_fields: vec!["status".into()],
+                detail: None,
+            },
+        )?;
+        Ok(outbox::find(conn, id)?)
+    })
 }
 
 async fn preview(

@@ -441,3 +441,41 @@ async fn the_worker_completes_a_finished_cohort_on_its_own_once_attendance_is_co
         "pending"
     );
 }
+
+#[tokio::test]
+async fn a_circle_member_gets_reminders_for_circle_sessions() {
+    let app = spawn_app().await;
+    let (program, lead) = short_program(&app).await;
+    let (cohort, m) = finished_cohort(&app, program, &lead, &[["present"; 5]]).await;
+    let outcome: Value = complete(&app, &lead, cohort)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let invitation = outcome["invitations"][0].as_i64().expect("invitation");
+    let circle = accept(&app, invitation);
+    let view: Value = app
+        .get(&format!("/api/v1/cohorts/{circle}"), &lead)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let first = view["sessions"][0]["id"].as_i64().expect("session");
+    let soon = (Utc::now() + Duration::minutes(90)).to_rfc3339();
+    let moved = app
+        .patch(
+            &format!("/api/v1/sessions/{first}"),
+            &lead,
+            &json!({"starts_at": soon}),
+        )
+        .await;
+    assert_eq!(moved.status(), 200);
+    let reminders = crate::mail::wait_kind(&app.mail, "reminder", 1).await;
+    let email = patient(&app, &lead, m[0]).await["email"].clone();
+    assert_eq!(
+        reminders.len(),
+        1,
+        "one reminder for a session 90 minutes away"
+    );
+    assert_eq!(json!(reminders[0].envelope_to), json!([email]));
+}

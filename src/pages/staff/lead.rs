@@ -252,6 +252,26 @@ pub async fn formation_preview(
     page(&staff, "staff/formation", "Formation preview", context)
 }
 
+/// The dashboard's "Retry" on a failed message.
+pub async fn retry_mail(
+    state: web::Data<AppState>,
+    staff: Staff,
+    path: web::Path<i64>,
+    form: web::Form<CsrfForm>,
+) -> PageResult {
+    staff.check_csrf(&state.secret_key, &form.csrf)?;
+    let id = path.into_inner();
+    let actor = staff.user.clone();
+    let row = db(&state, move |conn| {
+        crate::api::outbox::retry_failed(conn, &actor, id)
+    })
+    .await?;
+    Ok(super::render::redirect(&format!(
+        "/staff/programs/{}?retried={id}",
+        row.program_id
+    )))
+}
+
 pub async fn formation_commit(
     state: web::Data<AppState>,
     staff: Staff,

@@ -46,6 +46,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
                 .route("/programs/{id}/report", web::get().to(lead::report))
                 .route("/programs/{id}/report.csv", web::get().to(lead::report_csv))
                 .route("/workload", web::get().to(lead::workload))
+                .route("/outbox/{id}/retry", web::post().to(lead::retry_mail))
                 .route("/cohorts/{id}", web::get().to(cohort::cohort_page))
                 .route(
                     "/sessions/{id}/attendance",
