@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/p/{token}", web::get().to(show))
         .route("/p/{token}/peer", web::post().to(answer_invitation))
+        .route("/p/{token}/leave", web::post().to(leave_circle))
         .route("/p/{token}/rsvp", web::post().to(rsvp))
         .route("/p/{token}/unsubscribe", web::get().to(unsubscribe_form))
         .route("/p/{token}/unsubscribe", web::post().to(unsubscribe));
@@ -148,6 +149,9 @@ fn session_context(
         .optional()?;
     let starts: DateTime<Utc> = session.starts_at.and_utc();
     let open = session.status == "scheduled" && starts > Utc::now();
+    // A peer circle is voluntary: its members can leave from any meeting link.
+    let in_circle = cohort.kind == cohorts::KIND_PEER_SUPPORT
+        && cohorts::active_member_ids(conn, cohort.id)?.contains(&patient.id);
     Ok(json!({
         "title": "Your group meeting",
         "when": email::format_when(starts, tz),
@@ -157,6 +161,7 @@ fn session_context(
         "open": open,
         "response": response.map(|r| if r == "yes" { "I'll be there" } else { "I can't make it" }),
         "rsvp_action": format!("/p/{token}/rsvp"),
+        "leave_action": in_circle.then(|| format!("/p/{token}/leave")),
         "unsubscribe_url": format!("/p/{token}/unsubscribe"),
     }))
 }
@@ -249,6 +254,62 @@ async fn rsvp(
     .await;
     match result {
         Ok(context) => page(&mailer, StatusCode::OK, "session", &context),
+        Err(error) => error_page(&mailer, error),
+    }
+}
+
+/// Leaving a peer circle by link: history is kept, queued mail for it is cancelled.
+async fn leave_circle(
+    state: web::Data<AppState>,
+    mailer: web::Data<Mailer>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let token = path.into_inner();
+    let claims = match verify(&state, &token) {
+        Ok(claims) if claims.purpose == Purpose::Session => claims,
+        Ok(_) => return error_page(&mailer, PageError::Link(LinkError::Invalid)),
+        Err(error) => return error_page(&mailer, error),
+    };
+    let result = blocking(&state, move |conn| {
+        write_transaction(conn, |conn| {
+            let context = session_context(conn, &claims, &token)?;
+            if context["leave_action"].is_null() {
+                return Err(PageError::Gone(
+                    "You are not a member of this circle any more.",
+                ));
+            }
+            let session_id = claims
+                .session_id
+                .ok_or(PageError::Link(LinkError::Invalid))?;
+            let cohort_id = cohorts::find_session(conn, session_id)?.cohort_id;
+            let now = crate::db::now();
+            cohorts::withdraw_member(conn, cohort_id, claims.patient_id, "left by link", now)?;
+            patients::set_status(conn, &[claims.patient_id], "completed", now)?;
+            crate::jobs::cancel_for_patient(conn, claims.patient_id, "left the circle", now)?;
+            let program_id = cohorts::find(conn, cohort_id)?.program_id;
+            crate::db::audit::record(
+                conn,
+                crate::db::audit::AuditEvent {
+                    actor_user_id: None,
+                    action: "leave_by_link",
+                    entity: "cohort",
+                    entity_id: cohort_id,
+                    program_id: Some(program_id),
+                    changed_fields: vec!["members".into()],
+                    detail: Some(format!("patient {}", claims.patient_id)),
+                },
+            )?;
+            Ok(())
+        })
+    })
+    .await;
+    match result {
+        Ok(()) => message(
+            &mailer,
+            StatusCode::OK,
+            "You have left the circle",
+            "You will not receive more messages about it. Your care team is there if you want to come back.",
+        ),
         Err(error) => error_page(&mailer, error),
     }
 }

@@ -443,7 +443,7 @@ async fn the_worker_completes_a_finished_cohort_on_its_own_once_attendance_is_co
 }
 
 #[tokio::test]
-async fn a_circle_member_gets_reminders_for_circle_sessions() {
+async fn a_circle_member_gets_reminders_and_can_leave_by_link() {
     let app = spawn_app().await;
     let (program, lead) = short_program(&app).await;
     let (cohort, m) = finished_cohort(&app, program, &lead, &[["present"; 5]]).await;
@@ -478,4 +478,29 @@ async fn a_circle_member_gets_reminders_for_circle_sessions() {
         "one reminder for a session 90 minutes away"
     );
     assert_eq!(json!(reminders[0].envelope_to), json!([email]));
+
+    // The reminder's link lets the member leave the circle; history is kept.
+    let link = reminders[0].link_path();
+    let page = app.client.get(app.url(&link)).send().await.expect("get");
+    assert!(page
+        .text()
+        .await
+        .expect("html")
+        .contains("Leave this circle"));
+    let left = form_post(&app, &format!("{link}/leave"), "").await;
+    assert_eq!(left.status(), 200);
+    let after = patient(&app, &lead, m[0]).await;
+    assert_eq!(after["status"], "completed");
+    let membership = after["journey"]
+        .as_array()
+        .expect("journey")
+        .iter()
+        .find(|j| j["cohort_id"] == circle)
+        .cloned()
+        .expect("circle membership kept");
+    assert_eq!(membership["member_status"], "withdrawn");
+    assert_eq!(
+        form_post(&app, &format!("{link}/leave"), "").await.status(),
+        409
+    );
 }
