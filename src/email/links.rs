@@ -69,7 +69,13 @@ pub fn sign(key: &[u8], claims: &LinkClaims) -> String {
 }
 
 pub fn verify(key: &[u8], token: &str, now: DateTime<Utc>) -> Result<LinkClaims, LinkError> {
-    if token.len() > 512 {
+    // Only the canonical form we issue (lower-case hex) is accepted: an upper-cased digit
+    // decodes to the same bytes, and a link that still works after an edit is not one
+    // a patient can trust to be tamper-evident.
+    let canonical = token
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'.');
+    if token.len() > 512 || !canonical {
         return Err(LinkError::Invalid);
     }
     let (payload, signature) = token.split_once('.').ok_or(LinkError::Invalid)?;
@@ -143,5 +149,15 @@ mod tests {
             Err(LinkError::Invalid)
         );
         assert_eq!(verify(KEY, "garbage", now), Err(LinkError::Invalid));
+    }
+
+    #[test]
+    fn an_upper_cased_link_is_refused_although_it_decodes_the_same() {
+        let now = Utc::now();
+        let token = sign(KEY, &claims(now.timestamp() + 60));
+        assert_eq!(
+            verify(KEY, &token.to_uppercase(), now),
+            Err(LinkError::Invalid)
+        );
     }
 }

@@ -337,7 +337,8 @@ async fn an_invitation_is_answered_by_its_link_and_a_tampered_link_changes_nothi
 
     let mut tampered = accept_link.clone().into_bytes();
     let last = tampered.len() - 1;
-    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    // Another lower-case hex digit: a real change of the signature.
+    tampered[last] = if tampered[last] == b'0' { b'1' } else { b'0' };
     let tampered = String::from_utf8(tampered).expect("ascii");
     assert_eq!(
         app.client
