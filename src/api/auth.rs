@@ -114,6 +114,28 @@ impl CurrentUser {
         self.require_program(program_id)
     }
 
+    /// Read access shared by cohorts and patients: a facilitator passes when `holds`
+    /// says their facilitator record holds the thing; anyone else must lead `program_id`.
+    pub fn require_reader(
+        &self,
+        program_id: i64,
+        holds: impl FnOnce(i64) -> AppResult<bool>,
+        refusal: &str,
+    ) -> AppResult<()> {
+        if self.role != Role::Facilitator {
+            return self.require_lead_of(program_id);
+        }
+        let allowed = match self.facilitator_id {
+            Some(facilitator_id) => holds(facilitator_id)?,
+            None => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(refusal.into()))
+        }
+    }
+
     /// `None` = all programs.
     pub fn program_scope(&self) -> Option<Vec<i64>> {
         (!self.is_admin()).then(|| self.program_ids.clone())

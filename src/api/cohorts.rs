@@ -153,22 +153,15 @@ pub fn cohort_for_reader(
     id: i64,
 ) -> AppResult<CohortRow> {
     let cohort = cohorts::find(conn, id)?;
-    if actor.role == Role::Facilitator {
-        let on_team = match actor.facilitator_id {
-            Some(facilitator_id) => cohorts::team(conn, id)?
+    actor.require_reader(
+        cohort.program_id,
+        |facilitator_id| {
+            Ok(cohorts::team(conn, id)?
                 .iter()
-                .any(|(row, _)| row.facilitator_id == facilitator_id),
-            None => false,
-        };
-        return if on_team {
-            Ok(cohort)
-        } else {
-            Err(AppError::Forbidden(
-                "a facilitator sees only their own cohorts".into(),
-            ))
-        };
-    }
-    actor.require_lead_of(cohort.program_id)?;
+                .any(|(row, _)| row.facilitator_id == facilitator_id))
+        },
+        "a facilitator sees only their own cohorts",
+    )?;
     Ok(cohort)
 }
 

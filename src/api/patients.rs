@@ -234,20 +234,11 @@ pub fn patient_for_reader(
     id: i64,
 ) -> AppResult<PatientRow> {
     let row = patients::find(conn, id)?;
-    if actor.role == Role::Facilitator {
-        let allowed = match actor.facilitator_id {
-            Some(facilitator_id) => patients::facilitated_by(conn, id, facilitator_id)?,
-            None => false,
-        };
-        return if allowed {
-            Ok(row)
-        } else {
-            Err(AppError::Forbidden(
-                "a facilitator sees only the patients of their cohorts".into(),
-            ))
-        };
-    }
-    actor.require_lead_of(row.program_id)?;
+    actor.require_reader(
+        row.program_id,
+        |facilitator_id| Ok(patients::facilitated_by(conn, id, facilitator_id)?),
+        "a facilitator sees only the patients of their cohorts",
+    )?;
     Ok(row)
 }
 
