@@ -13,7 +13,6 @@ use crate::domain::program::ProgramRules;
 use crate::domain::staffing as staffing_rules;
 use crate::domain::Modality;
 use crate::error::{AppError, AppResult};
-use crate::per_backend;
 use crate::planning::attendance as consequences;
 use crate::planning::formation::create_cohort;
 use crate::planning::staffing as staffing_io;
@@ -85,6 +84,9 @@ pub fn seed(conn: &mut DbConnection, large: bool) -> AppResult<SeedReport> {
         let (id, count) = write_transaction(conn, large_program)?;
         report.large_program_id = Some(id);
         report.attendance_records += count;
+        // A bulk load leaves the planners blind until statistics exist; on PostgreSQL
+        // autovacuum would get there eventually, but the first reports would plan badly.
+        diesel::sql_query("ANALYZE").execute(conn)?;
     }
     Ok(report)
 }
@@ -200,16 +202,25 @@ fn take_attendance(
         if session.starts_at > now {
             continue;
         }
-        let mut any = false;
-        for (index, patient) in members.iter().enumerate() {
-            if let Some(status) = pattern(index, session.seq) {
-                let at = session.starts_at + Duration::minutes(150);
-                records::insert(conn, session.id, *patient, status, None, recorder, at)?;
-                written += 1;
-                any = true;
-            }
-        }
-        if any {
+        let at = session.starts_at + Duration::minutes(150);
+        let marks: Vec<records::NewRecord> = members
+            .iter()
+            .enumerate()
+            .filter_map(|(index, patient)| {
+                Some(records::NewRecord {
+                    cohort_id,
+                    session_id: session.id,
+                    patient_id: *patient,
+                    status: pattern(index, session.seq)?,
+                    note: None,
+                    recorded_by: recorder,
+                    recorded_at: at,
+                    updated_at: at,
+                })
+            })
+            .collect();
+        if !marks.is_empty() {
+            written += records::insert(conn, &marks)?;
             cohorts::set_session_status(conn, session.id, "held", now)?;
         }
     }
@@ -405,17 +416,6 @@ fn demo(conn: &mut DbConnection) -> AppResult<SeedReport> {
     })
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = schema::attendance)]
-struct NewMark {
-    session_id: i64,
-    patient_id: i64,
-    status: &'static str,
-    recorded_by: i64,
-    recorded_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
-}
-
 pub const LARGE_COHORTS: usize = 1_000;
 pub const LARGE_SESSIONS: usize = 12;
 pub const LARGE_MEMBERS: usize = 10;
@@ -538,31 +538,22 @@ fn large_program(conn: &mut DbConnection) -> AppResult<(i64, usize)> {
                 89..=95 => "absent",
                 _ => "excused",
             };
-            marks.push(NewMark {
+            marks.push(records::NewRecord {
+                cohort_id: session.cohort_id,
                 session_id: session.id,
                 patient_id: *patient_id,
                 status,
+                note: None,
                 recorded_by: recorder,
                 recorded_at: session.starts_at + Duration::hours(3),
                 updated_at: session.starts_at + Duration::hours(3),
             });
             if marks.len() == BATCH {
-                written += insert_marks(conn, &marks)?;
+                written += records::insert(conn, &marks)?;
                 marks.clear();
             }
         }
     }
-    written += insert_marks(conn, &marks)?;
+    written += records::insert(conn, &marks)?;
     Ok((program_id, written))
-}
-
-fn insert_marks(conn: &mut DbConnection, marks: &[NewMark]) -> AppResult<usize> {
-    if marks.is_empty() {
-        return Ok(0);
-    }
-    Ok(per_backend!(conn, |c| diesel::insert_into(
-        schema::attendance::table
-    )
-    .values(marks)
-    .execute(c))?)
 }

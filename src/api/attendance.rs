@@ -6,7 +6,6 @@ use super::{db, AppState, Json};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::attendance::{self as records, MemberTally};
 use crate::db::models::cohort::{self as cohorts, CohortRow};
-use crate::db::models::patient as patients;
 use crate::db::models::user::Role;
 use crate::db::{self as database, write_transaction, DbConnection};
 use crate::domain::attendance::{attendance_rate, completed, AttendanceStatus};
@@ -157,7 +156,16 @@ pub async fn record_attendance(
             for input in &records_in {
                 match existing.get(&input.patient_id) {
                     None => {
-                        records::insert(conn, session_id, input.patient_id, input.status.as_str(), input.note.as_deref(), actor.id, now)?;
+                        records::insert(conn, &[records::NewRecord {
+                            cohort_id: cohort.id,
+                            session_id,
+                            patient_id: input.patient_id,
+                            status: input.status.as_str(),
+                            note: input.note.as_deref(),
+                            recorded_by: actor.id,
+                            recorded_at: now,
+                            updated_at: now,
+                        }])?;
                         written += 1;
                     }
                     Some(old) if old.status == input.status.as_str() && old.note == input.note => {}
@@ -434,33 +442,20 @@ pub async fn report_data(
         let program = program_context(conn, program_id)?;
         actor.require_lead_of(program_id)?;
         // Dates are program-local days; `to` is inclusive.
-        let bound = |date: Option<NaiveDate>, fallback: NaiveDate| -> NaiveDateTime {
-            let date = date.unwrap_or(fallback);
+        let local_midnight = |date: NaiveDate| -> NaiveDateTime {
             crate::domain::schedule::local_to_utc(program.tz, date, chrono::NaiveTime::MIN)
                 .naive_utc()
         };
-        let far_past = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default();
-        let far_future = NaiveDate::from_ymd_opt(9999, 12, 30).unwrap_or_default();
-        let start = bound(from, far_past);
-        let end = bound(to.and_then(|d| d.succ_opt()), far_future);
+        let start = from.map(local_midnight);
+        let end = to.and_then(|d| d.succ_opt()).map(local_midnight);
         let tallies = records::program_tallies(conn, program_id, start, end)?;
-        let ids: Vec<i64> = tallies
-            .iter()
-            .map(|t| t.patient_id)
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let names: HashMap<i64, String> = patients::find_many(conn, &ids)?
-            .into_iter()
-            .map(|p| (p.id, p.name))
-            .collect();
         let threshold = program.rules.attendance.completion_threshold;
         let members: Vec<MemberReport> = tallies
-            .iter()
+            .into_iter()
             .map(|t| MemberReport {
                 cohort_id: t.cohort_id,
                 patient_id: t.patient_id,
-                name: names.get(&t.patient_id).cloned().unwrap_or_default(),
+                name: t.name,
                 held: t.held,
                 attended: t.attended,
                 excused: t.excused,

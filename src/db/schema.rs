@@ -71,6 +71,7 @@ diesel::table! {
         recorded_by -> BigInt,
         recorded_at -> Timestamp,
         updated_at -> Timestamp,
+        cohort_id -> BigInt,
     }
 }
 

@@ -541,3 +541,186 @@ async fn rates_match_a_hand_computed_example_and_the_csv_parses_back() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_report_counts_only_sessions_in_its_date_range() {
+    let app = spawn_app().await;
+    let (program, lead) = app.program_with_lead().await;
+    let (cohort, m, s, facilitator) = running_cohort(&app, program, &lead).await;
+    mark(
+        &app,
+        &facilitator,
+        s[0],
+        &[(m[0], "present"), (m[1], "absent")],
+    )
+    .await;
+    mark(
+        &app,
+        &facilitator,
+        s[1],
+        &[(m[0], "late"), (m[1], "excused")],
+    )
+    .await;
+    mark(
+        &app,
+        &facilitator,
+        s[2],
+        &[(m[0], "absent"), (m[1], "present")],
+    )
+    .await;
+    mark(
+        &app,
+        &facilitator,
+        s[3],
+        &[(m[0], "present"), (m[1], "present")],
+    )
+    .await;
+
+    let view: Value = app
+        .get(&format!("/api/v1/cohorts/{cohort}"), &lead)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let starts = |index: usize| {
+        let at = view["sessions"][index]["starts_at"]
+            .as_str()
+            .expect("starts_at");
+        chrono::DateTime::parse_from_rfc3339(at).expect("rfc 3339")
+    };
+    // Sessions are a week apart: three days either side take s[1] and s[2] only, in any
+    // time zone.
+    let from = (starts(1) - Duration::days(3)).date_naive();
+    let to = (starts(2) + Duration::days(3)).date_naive();
+    let report: Value = app
+        .get(
+            &format!("/api/v1/programs/{program}/attendance-report?from={from}&to={to}"),
+            &lead,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let member = |id: i64| {
+        report["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .find(|x| x["patient_id"] == id)
+            .cloned()
+            .expect("member")
+    };
+    let counts = |id: i64| {
+        let row = member(id);
+        (
+            row["held"].clone(),
+            row["attended"].clone(),
+            row["excused"].clone(),
+            row["absent"].clone(),
+            row["unrecorded"].clone(),
+        )
+    };
+    assert_eq!(
+        counts(m[0]),
+        (json!(2), json!(1), json!(0), json!(1), json!(0))
+    );
+    assert_eq!(
+        counts(m[1]),
+        (json!(2), json!(1), json!(1), json!(0), json!(0))
+    );
+    assert_eq!(
+        counts(m[2]),
+        (json!(2), json!(0), json!(0), json!(0), json!(2))
+    );
+    assert_eq!(report["members"].as_array().map(Vec::len), Some(4));
+    assert_eq!(report["cohorts"][0]["sessions_held"], 2);
+
+    // A range before the cohort began lists nobody.
+    let before = (starts(0) - Duration::days(30)).date_naive();
+    let empty: Value = app
+        .get(
+            &format!("/api/v1/programs/{program}/attendance-report?to={before}"),
+            &lead,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(empty["members"], json!([]));
+    assert_eq!(empty["cohorts"], json!([]));
+}
+
+/// Reverts migrations back through the one that gave attendance its cohort column, then
+/// applies every pending migration again, on whichever backend the app uses.
+fn migrate_attendance_cohort_down_and_up(app: &TestApp) {
+    use cohorts::db::{DbConnection, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+    use diesel_migrations::MigrationHarness;
+    let reverted_through_it =
+        |version: String| version.replace('-', "").as_str() <= "20261128000006";
+    let mut conn = app.pool.get().expect("connection");
+    match &mut *conn {
+        DbConnection::Sqlite(c) => {
+            while !reverted_through_it(
+                c.revert_last_migration(SQLITE_MIGRATIONS)
+                    .expect("down")
+                    .to_string(),
+            ) {}
+            c.run_pending_migrations(SQLITE_MIGRATIONS).expect("up");
+        }
+        DbConnection::Postgres(c) => {
+            while !reverted_through_it(
+                c.revert_last_migration(POSTGRES_MIGRATIONS)
+                    .expect("down")
+                    .to_string(),
+            ) {}
+            c.run_pending_migrations(POSTGRES_MIGRATIONS).expect("up");
+        }
+    }
+}
+
+#[tokio::test]
+async fn attendance_recorded_before_the_cohort_column_migration_keeps_every_record() {
+    let app = spawn_app().await;
+    let (program, lead) = app.program_with_lead().await;
+    let (cohort, m, s, facilitator) = running_cohort(&app, program, &lead).await;
+    mark(
+        &app,
+        &facilitator,
+        s[0],
+        &[(m[0], "present"), (m[1], "absent"), (m[2], "late")],
+    )
+    .await;
+    mark(
+        &app,
+        &facilitator,
+        s[1],
+        &[(m[0], "excused"), (m[1], "absent")],
+    )
+    .await;
+    let path = format!("/api/v1/programs/{program}/attendance-report");
+    let report = || async {
+        let body: Value = app.get(&path, &lead).await.json().await.expect("json");
+        body["members"].clone()
+    };
+    let before = report().await;
+
+    migrate_attendance_cohort_down_and_up(&app);
+
+    assert_eq!(report().await, before);
+    let matrix: Value = app
+        .get(&format!("/api/v1/cohorts/{cohort}/attendance"), &lead)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let member_1 = matrix["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|x| x["patient_id"] == m[1])
+        .cloned()
+        .expect("member");
+    assert_eq!(member_1["consecutive_absences"], 2);
+    // Recording still works against the rebuilt table.
+    mark(&app, &facilitator, s[2], &[(m[1], "present")]).await;
+}

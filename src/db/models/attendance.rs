@@ -5,7 +5,8 @@ use crate::db::DbConnection;
 use crate::per_backend;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Timestamp};
+use diesel::sql_types::{BigInt, Text, Timestamp};
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, Queryable)]
 pub struct AttendanceRow {
@@ -17,6 +18,7 @@ pub struct AttendanceRow {
     pub recorded_by: i64,
     pub recorded_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub cohort_id: i64,
 }
 
 pub fn of_sessions(
@@ -29,27 +31,30 @@ pub fn of_sessions(
         .load(conn)
 }
 
-pub fn insert(
-    conn: &mut DbConnection,
-    session_id: i64,
-    patient_id: i64,
-    status: &str,
-    note: Option<&str>,
-    recorded_by: i64,
-    now: NaiveDateTime,
-) -> QueryResult<()> {
-    diesel::insert_into(attendance::table)
-        .values((
-            attendance::session_id.eq(session_id),
-            attendance::patient_id.eq(patient_id),
-            attendance::status.eq(status),
-            attendance::note.eq(note),
-            attendance::recorded_by.eq(recorded_by),
-            attendance::recorded_at.eq(now),
-            attendance::updated_at.eq(now),
-        ))
-        .execute(conn)
-        .map(|_| ())
+/// A new record; `cohort_id` must be the session's own cohort (a composite foreign key
+/// checks it).
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = attendance)]
+pub struct NewRecord<'a> {
+    pub cohort_id: i64,
+    pub session_id: i64,
+    pub patient_id: i64,
+    pub status: &'a str,
+    pub note: Option<&'a str>,
+    pub recorded_by: i64,
+    pub recorded_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Inserts records in batches (a bound-parameter limit applies per statement).
+pub fn insert(conn: &mut DbConnection, records: &[NewRecord<'_>]) -> QueryResult<usize> {
+    let mut written = 0;
+    for chunk in records.chunks(1_000) {
+        written += per_backend!(conn, |c| diesel::insert_into(attendance::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(written)
 }
 
 pub fn update(
@@ -194,82 +199,166 @@ pub fn mark_escalated(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> Q
 }
 
 /// One member of one cohort over sessions in a time range, counted by the database.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone)]
 pub struct MemberTally {
-    #[diesel(sql_type = BigInt)]
     pub cohort_id: i64,
-    #[diesel(sql_type = BigInt)]
     pub patient_id: i64,
-    #[diesel(sql_type = BigInt)]
+    pub name: String,
     pub held: i64,
-    #[diesel(sql_type = BigInt)]
     pub attended: i64,
-    #[diesel(sql_type = BigInt)]
     pub excused: i64,
-    #[diesel(sql_type = BigInt)]
     pub absent: i64,
-    #[diesel(sql_type = BigInt)]
     pub unrecorded: i64,
 }
 
-const TALLY_SQL: &str = "
-SELECT c.id AS cohort_id, m.patient_id AS patient_id,
-       SUM(CASE WHEN s.status = 'held' THEN 1 ELSE 0 END) AS held,
-       SUM(CASE WHEN s.status = 'held' AND a.status IN ('present', 'late', 'left_early') THEN 1 ELSE 0 END) AS attended,
-       SUM(CASE WHEN s.status = 'held' AND a.status = 'excused' THEN 1 ELSE 0 END) AS excused,
-       SUM(CASE WHEN s.status = 'held' AND a.status = 'absent' THEN 1 ELSE 0 END) AS absent,
-       SUM(CASE WHEN s.status = 'held' AND a.status IS NULL THEN 1 ELSE 0 END) AS unrecorded
-FROM cohorts c
-JOIN cohort_members m ON m.cohort_id = c.id
-JOIN sessions s ON s.cohort_id = c.id
-LEFT JOIN attendance a ON a.session_id = s.id AND a.patient_id = m.patient_id
-WHERE __SCOPE__ AND s.starts_at >= $2 AND s.starts_at < $3
-GROUP BY c.id, m.patient_id
-ORDER BY c.id, m.patient_id";
+/// Each member of the cohorts in scope (once, even if they left and rejoined), with the
+/// number of the cohort's sessions in range that were held.
+const MEMBERS_SQL: &str = "
+SELECT m.cohort_id, m.patient_id, p.name, per_cohort.held
+FROM (SELECT s.cohort_id, COUNT(*) FILTER (WHERE s.status = 'held') AS held
+      FROM sessions s
+      WHERE s.cohort_id __SCOPE__ __RANGE__
+      GROUP BY s.cohort_id) per_cohort
+JOIN cohort_members m ON m.cohort_id = per_cohort.cohort_id
+JOIN patients p ON p.id = m.patient_id
+GROUP BY m.cohort_id, m.patient_id, p.name, per_cohort.held";
 
-/// Per member per cohort of a program, sessions starting in `[from, to)`.
+/// Records of held sessions per member. `attendance.cohort_id` lets SQLite walk one index
+/// in (cohort, member) order instead of sorting every joined record; the CROSS JOIN keeps
+/// that order on SQLite (PostgreSQL plans it as an inner join).
+const RECORDED_SQL: &str = "
+SELECT a.cohort_id, a.patient_id,
+       COUNT(*) AS recorded,
+       COUNT(*) FILTER (WHERE a.status = 'excused') AS excused,
+       COUNT(*) FILTER (WHERE a.status = 'absent') AS absent
+FROM attendance a CROSS JOIN sessions s
+WHERE s.id = a.session_id AND a.cohort_id __SCOPE__ AND s.status = 'held' __RANGE__
+GROUP BY a.cohort_id, a.patient_id";
+
+#[derive(QueryableByName)]
+struct MemberHeld {
+    #[diesel(sql_type = BigInt)]
+    cohort_id: i64,
+    #[diesel(sql_type = BigInt)]
+    patient_id: i64,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = BigInt)]
+    held: i64,
+}
+
+#[derive(QueryableByName)]
+struct MemberRecorded {
+    #[diesel(sql_type = BigInt)]
+    cohort_id: i64,
+    #[diesel(sql_type = BigInt)]
+    patient_id: i64,
+    #[diesel(sql_type = BigInt)]
+    recorded: i64,
+    #[diesel(sql_type = BigInt)]
+    excused: i64,
+    #[diesel(sql_type = BigInt)]
+    absent: i64,
+}
+
+/// Per member per cohort of a program, over sessions starting in `[from, to)` (either
+/// bound open when `None`), ordered by cohort and member.
 pub fn program_tallies(
     conn: &mut DbConnection,
     program_id: i64,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
+    from: Option<NaiveDateTime>,
+    to: Option<NaiveDateTime>,
 ) -> QueryResult<Vec<MemberTally>> {
-    tallies(conn, "c.program_id = $1", program_id, from, to)
+    let scope = "IN (SELECT id FROM cohorts WHERE program_id = $1)";
+    tallies(conn, scope, program_id, from, to)
 }
 
 /// Per member of one cohort, over all its sessions.
 pub fn cohort_tallies(conn: &mut DbConnection, cohort_id: i64) -> QueryResult<Vec<MemberTally>> {
-    // Bounds both backends store and compare as timestamps (SQLite compares text).
-    let (from, to) = (
-        chrono::NaiveDate::from_ymd_opt(1900, 1, 1),
-        chrono::NaiveDate::from_ymd_opt(9999, 12, 31),
-    );
-    let (Some(from), Some(to)) = (from, to) else {
-        return Ok(vec![]);
-    };
-    tallies(conn, "c.id = $1", cohort_id, from.into(), to.into())
+    tallies(conn, "= $1", cohort_id, None, None)
 }
 
 fn tallies(
     conn: &mut DbConnection,
     scope: &str,
     id: i64,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
+    from: Option<NaiveDateTime>,
+    to: Option<NaiveDateTime>,
 ) -> QueryResult<Vec<MemberTally>> {
-    let sql = TALLY_SQL.replace("__SCOPE__", scope);
+    // Only the bounds given become predicates: an open report compares no timestamps.
+    let mut range = String::new();
+    let mut bounds = Vec::new();
+    for (bound, op) in [(from, ">="), (to, "<")] {
+        if let Some(at) = bound {
+            bounds.push(at);
+            range.push_str(&format!(" AND s.starts_at {op} ${}", bounds.len() + 1));
+        }
+    }
+    let sql = |template: &str| {
+        template
+            .replace("__SCOPE__", scope)
+            .replace("__RANGE__", &range)
+    };
+    let members: Vec<MemberHeld> = load_by_name(conn, &sql(MEMBERS_SQL), id, &bounds)?;
+    let recorded: HashMap<(i64, i64), MemberRecorded> =
+        load_by_name::<MemberRecorded>(conn, &sql(RECORDED_SQL), id, &bounds)?
+            .into_iter()
+            .map(|r| ((r.cohort_id, r.patient_id), r))
+            .collect();
+    let mut tallies: Vec<MemberTally> = members
+        .into_iter()
+        .map(|m| {
+            let (done, excused, absent) = recorded
+                .get(&(m.cohort_id, m.patient_id))
+                .map_or((0, 0, 0), |r| (r.recorded, r.excused, r.absent));
+            MemberTally {
+                cohort_id: m.cohort_id,
+                patient_id: m.patient_id,
+                name: m.name,
+                held: m.held,
+                // Five statuses exist (a CHECK constraint): whatever is neither excused
+                // nor absent is present, late or left early.
+                attended: done - excused - absent,
+                excused,
+                absent,
+                unrecorded: m.held - done,
+            }
+        })
+        .collect();
+    tallies.sort_unstable_by_key(|t| (t.cohort_id, t.patient_id));
+    Ok(tallies)
+}
+
+/// Runs a raw query with the scope id as `$1` and then each bound as a timestamp.
+fn load_by_name<T>(
+    conn: &mut DbConnection,
+    sql: &str,
+    id: i64,
+    bounds: &[NaiveDateTime],
+) -> QueryResult<Vec<T>>
+where
+    T: QueryableByName<diesel::sqlite::Sqlite> + QueryableByName<diesel::pg::Pg> + 'static,
+{
     match conn {
         // SQLite numbers parameters the same way, but spells them ?NNN.
-        DbConnection::Sqlite(c) => diesel::sql_query(sql.replace('$', "?"))
-            .bind::<BigInt, _>(id)
-            .bind::<Timestamp, _>(from)
-            .bind::<Timestamp, _>(to)
-            .load(c),
-        DbConnection::Postgres(c) => diesel::sql_query(sql)
-            .bind::<BigInt, _>(id)
-            .bind::<Timestamp, _>(from)
-            .bind::<Timestamp, _>(to)
-            .load(c),
+        DbConnection::Sqlite(c) => {
+            let mut query = diesel::sql_query(sql.replace('$', "?"))
+                .into_boxed::<diesel::sqlite::Sqlite>()
+                .bind::<BigInt, _>(id);
+            for at in bounds {
+                query = query.bind::<Timestamp, _>(*at);
+            }
+            query.load(c)
+        }
+        DbConnection::Postgres(c) => {
+            let mut query = diesel::sql_query(sql)
+                .into_boxed::<diesel::pg::Pg>()
+                .bind::<BigInt, _>(id);
+            for at in bounds {
+                query = query.bind::<Timestamp, _>(*at);
+            }
+            query.load(c)
+        }
     }
 }
 
