@@ -429,6 +429,8 @@ async fn rates_match_a_hand_computed_example_and_the_csv_parses_back() {
         &[(m[0], "excused"), (m[1], "present")],
     )
     .await;
+    // Recorded, then found not to have taken place: its records must not count.
+    mark(&app, &facilitator, s[4], &[(m[0], "present"), (m[1], "absent")]).await;
     let dntp = app
         .patch(
             &format!("/api/v1/sessions/{}", s[4]),

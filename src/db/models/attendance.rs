@@ -223,16 +223,27 @@ JOIN cohort_members m ON m.cohort_id = per_cohort.cohort_id
 JOIN patients p ON p.id = m.patient_id
 GROUP BY m.cohort_id, m.patient_id, p.name, per_cohort.held";
 
-/// Records of held sessions per member. `attendance.cohort_id` lets SQLite walk one index
-/// in (cohort, member) order instead of sorting every joined record; the CROSS JOIN keeps
-/// that order on SQLite (PostgreSQL plans it as an inner join).
+/// Every record per member, by status. `attendance.cohort_id` lets this read one index
+/// in (cohort, member) order, with no join and no sort.
 const RECORDED_SQL: &str = "
 SELECT a.cohort_id, a.patient_id,
        COUNT(*) AS recorded,
        COUNT(*) FILTER (WHERE a.status = 'excused') AS excused,
        COUNT(*) FILTER (WHERE a.status = 'absent') AS absent
-FROM attendance a CROSS JOIN sessions s
-WHERE s.id = a.session_id AND a.cohort_id __SCOPE__ AND s.status = 'held' __RANGE__
+FROM attendance a
+WHERE a.cohort_id __SCOPE__
+GROUP BY a.cohort_id, a.patient_id";
+
+/// The records that do not count: of sessions not held (did not take place) or outside
+/// the range. Few, unless the range is narrow; subtracting them is much cheaper than
+/// joining every record to its session.
+const NOT_COUNTED_SQL: &str = "
+SELECT a.cohort_id, a.patient_id,
+       COUNT(*) AS recorded,
+       COUNT(*) FILTER (WHERE a.status = 'excused') AS excused,
+       COUNT(*) FILTER (WHERE a.status = 'absent') AS absent
+FROM sessions s JOIN attendance a ON a.session_id = s.id
+WHERE s.cohort_id __SCOPE__ AND NOT (s.status = 'held' __RANGE__)
 GROUP BY a.cohort_id, a.patient_id";
 
 #[derive(QueryableByName)]
@@ -300,15 +311,22 @@ fn tallies(
             .replace("__RANGE__", &range)
     };
     let members: Vec<MemberHeld> = load_by_name(conn, &sql(MEMBERS_SQL), id, &bounds)?;
-    let recorded: HashMap<(i64, i64), MemberRecorded> =
-        load_by_name::<MemberRecorded>(conn, &sql(RECORDED_SQL), id, &bounds)?
+    let mut counted: HashMap<(i64, i64), MemberRecorded> =
+        load_by_name::<MemberRecorded>(conn, &sql(RECORDED_SQL), id, &[])?
             .into_iter()
             .map(|r| ((r.cohort_id, r.patient_id), r))
             .collect();
+    for out in load_by_name::<MemberRecorded>(conn, &sql(NOT_COUNTED_SQL), id, &bounds)? {
+        if let Some(all) = counted.get_mut(&(out.cohort_id, out.patient_id)) {
+            all.recorded -= out.recorded;
+            all.excused -= out.excused;
+            all.absent -= out.absent;
+        }
+    }
     let mut tallies: Vec<MemberTally> = members
         .into_iter()
         .map(|m| {
-            let (done, excused, absent) = recorded
+            let (done, excused, absent) = counted
                 .get(&(m.cohort_id, m.patient_id))
                 .map_or((0, 0, 0), |r| (r.recorded, r.excused, r.absent));
             MemberTally {
