@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::path::Path;
 
 /// Every kind of email of DESIGN.md.
-pub const KINDS: [&str; 10] = [
+pub const KINDS: [&str; 11] = [
     "welcome",
     "reminder",
     "session_changed",
@@ -19,6 +19,7 @@ pub const KINDS: [&str; 10] = [
     "follow_up",
     "facilitator_assignment",
     "facilitator_unassigned",
+    "follow_up_escalated",
 ];
 
 /// Kinds whose recipient is a patient: discreet, consent-gated, with an unsubscribe link.
@@ -72,6 +73,9 @@ const FILES: &[(&str, &str)] = embedded!(
     "email/facilitator_unassigned/subject.hbs",
     "email/facilitator_unassigned/body.txt.hbs",
     "email/facilitator_unassigned/body.html.hbs",
+    "email/follow_up_escalated/subject.hbs",
+    "email/follow_up_escalated/body.txt.hbs",
+    "email/follow_up_escalated/body.html.hbs",
     "email/partials/footer.txt.hbs",
     "email/partials/footer.html.hbs",
     "email/partials/place.txt.hbs",

@@ -2,12 +2,14 @@
 //! at send time: a patient who revoked consent, left the cohort, or a session that moved
 //! since the row was queued gets nothing (the row is cancelled with the reason).
 
-use super::outbox::{self, OutboxRow, FACILITATOR, PATIENT};
+use super::outbox::{self, OutboxRow, FACILITATOR, PATIENT, USER};
 use super::Mailer;
+use crate::db::models::attendance as records;
 use crate::db::models::cohort::{self as cohorts, CohortRow, SessionRow};
 use crate::db::models::facilitator as facilitators;
 use crate::db::models::patient as patients;
 use crate::db::models::program::{self as programs, ProgramRow};
+use crate::db::models::user::{self as users, Role};
 use crate::db::schema::rsvps;
 use crate::db::DbConnection;
 use crate::email::ics::{self, Attendee, Event, Method};
@@ -40,6 +42,7 @@ pub fn compose(
     match row.recipient_type.as_str() {
         PATIENT => compose_patient(conn, mailer, row, &program, now),
         FACILITATOR => compose_facilitator(conn, mailer, row, &program, now),
+        USER => compose_user(conn, mailer, row, &program),
         other => anyhow::bail!("unknown recipient type {other:?}"),
     }
 }
@@ -478,6 +481,60 @@ fn compose_facilitator(
     })))
 }
 
+/// Mail to a staff user: today, a program lead told of an escalated follow-up. It names
+/// the group and the numbers, never the member: details are on the staff page.
+fn compose_user(
+    conn: &mut DbConnection,
+    mailer: &Mailer,
+    row: &OutboxRow,
+    program: &ProgramRow,
+) -> anyhow::Result<Composed> {
+    let Some(user) = users::find(conn, row.recipient_id).optional()? else {
+        return Ok(Composed::Cancel("the user no longer exists".into()));
+    };
+    let leads_program = user.role() == Role::ProgramLead
+        && users::program_ids(conn, user.id)?.contains(&program.id);
+    if !leads_program {
+        return Ok(Composed::Cancel("no longer a lead of the program".into()));
+    }
+    if row.kind != outbox::ESCALATED {
+        anyhow::bail!("{} is not a staff user email", row.kind);
+    }
+    let follow_up = records::find(conn, row.entity_id)?;
+    let at_risk = follow_up.kind == crate::planning::attendance::KIND_AT_RISK;
+    // An overdue outreach acknowledged since is in hand; an at-risk flag stands.
+    if !at_risk && follow_up.status != "open" {
+        return Ok(Composed::Cancel(
+            "the follow-up was acknowledged since".into(),
+        ));
+    }
+    // Leads have no zone of their own: the program's, named.
+    let tz = program_tz(program);
+    let opened = follow_up.opened_at.and_utc();
+    let context = json!({
+        "name": user.name,
+        "group": format!("Group {}", follow_up.cohort_id),
+        "at_risk": at_risk,
+        "consecutive_absences": follow_up.consecutive_absences,
+        "opened_when": email::format_when(opened, tz),
+        "escalate_after_hours": crate::planning::attendance::ESCALATE_AFTER.num_hours(),
+        "follow_up_id": follow_up.id,
+        "follow_ups_url": format!("{}/staff/follow-ups", mailer.public_url),
+        "cohort_url": format!("{}/staff/cohorts/{}", mailer.public_url, follow_up.cohort_id),
+        "unsubscribe_url": null,
+    });
+    let rendered = mailer.templates.render(&row.kind, &context)?;
+    Ok(Composed::Send(Box::new(Outgoing {
+        kind: row.kind.clone(),
+        to_name: user.name,
+        to_email: user.email,
+        message_id: row.message_id.clone(),
+        rendered,
+        calendar: None,
+        unsubscribe_url: None,
+    })))
+}
+
 /// `lead` → "lead facilitator", as a person reads it.
 fn role_label(role: &str) -> &'static str {
     match role {
@@ -547,6 +604,10 @@ pub fn sample_context(kind: &str, public_url: &str) -> Value {
         "last_when": email::format_when(at + Duration::weeks(11), tz),
         "session_count": 12,
         "cohort_url": format!("{public_url}/staff/cohorts/1"),
+        "at_risk": false,
+        "opened_when": email::format_when(at - Duration::days(3), tz),
+        "follow_ups_url": format!("{public_url}/staff/follow-ups"),
+        "escalate_after_hours": 72,
     });
     if !email::is_patient_kind(kind) {
         context["unsubscribe_url"] = json!(null);

@@ -6,6 +6,7 @@
 
 use crate::db::models::cohort as cohorts;
 use crate::db::models::patient as patients;
+use crate::db::models::user as users;
 use crate::db::schema::{cohort_members, outbox, sessions};
 use crate::db::DbConnection;
 use chrono::NaiveDateTime;
@@ -21,6 +22,8 @@ pub const STATUSES: [&str; 5] = [PENDING, SENDING, SENT, FAILED, CANCELLED];
 
 pub const PATIENT: &str = "patient";
 pub const FACILITATOR: &str = "facilitator";
+/// A staff user (program leads); mail to them goes to the user's own address.
+pub const USER: &str = "user";
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = outbox)]
@@ -292,6 +295,36 @@ pub fn enqueue_follow_up(
             revision: 0,
             program_id: cohort.program_id,
             payload: payload.clone(),
+            due_at: now,
+        })
+        .collect();
+    enqueue(conn, &mails, now)
+}
+
+pub const ESCALATED: &str = "follow_up_escalated";
+
+/// To each program lead of the cohort's program: follow-up `follow_up_id` escalated
+/// (left unacknowledged, or a member flagged at risk). Call in the transaction that
+/// marks the escalation; a follow-up escalates once, so its leads hear of it once.
+pub fn enqueue_escalation(
+    conn: &mut DbConnection,
+    follow_up_id: i64,
+    cohort_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let cohort = cohorts::find(conn, cohort_id)?;
+    let mails: Vec<Mail> = users::leads_of(conn, cohort.program_id)?
+        .into_iter()
+        .map(|lead| Mail {
+            kind: ESCALATED,
+            entity_type: "follow_up",
+            entity_id: follow_up_id,
+            recipient_type: USER,
+            recipient_id: lead,
+            offset_hours: 0,
+            revision: 0,
+            program_id: cohort.program_id,
+            payload: json!({}),
             due_at: now,
         })
         .collect();

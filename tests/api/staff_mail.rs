@@ -1,5 +1,5 @@
 //! Mail to staff as they receive it: facilitators told when they join or leave a
-//! cohort's team.
+//! cohort's team; program leads told when a follow-up escalates.
 
 use crate::helpers::{facilitator_body, spawn_app, spawn_app_with, TestApp};
 use crate::mail::{manual_worker, of_kind, quick, scenario, vevents, wait_kind, Seen};
@@ -407,4 +407,195 @@ async fn leads_preview_team_mail_as_staff_mail() {
         assert_eq!(body["patient_email"], false, "{kind}");
         assert!(body["text"].as_str().expect("text").contains("Group 1"));
     }
+}
+
+const ESCALATED: &str = "follow_up_escalated";
+
+async fn email_of_user(app: &TestApp, token: &str) -> String {
+    let me: Value = app.get("/api/v1/me", token).await.json().await.expect("me");
+    me["email"].as_str().expect("email").to_string()
+}
+
+/// A program with two leads and a cohort of four whose first six weekly sessions have
+/// started, plus a lead of another program.
+struct Running {
+    lead_emails: Vec<String>,
+    facilitator_emails: Vec<String>,
+    cohort: i64,
+    members: Vec<i64>,
+    sessions: Vec<i64>,
+    facilitator: String,
+}
+
+async fn running_cohort(app: &TestApp) -> Running {
+    let (program, lead) = app.program_with_lead().await;
+    let (_, second_lead) = app.create_user("program_lead", &[program]).await;
+    let (therapist, nurse) = app.staff_pair().await;
+    let members = app.waitlist(&lead, program, 4, 40).await;
+    let first = (Utc::now() - Duration::days(36)).to_rfc3339();
+    let response = app
+        .post(
+            "/api/v1/cohorts",
+            &lead,
+            &json!({"program_id": program, "members": members, "first_session_at": first,
+                    "facilitators": [{"facilitator_id": therapist, "role": "lead"},
+                                     {"facilitator_id": nurse, "role": "co_facilitator"}],
+                    "override_reason": "imported from the paper register"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let cohort: Value = response.json().await.expect("json");
+    let sessions = cohort["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .filter_map(|s| s["id"].as_i64())
+        .collect();
+    // A lead of another program, who must hear nothing of this one.
+    let (_, other_lead) = app.program_with_lead().await;
+    assert!(!email_of_user(app, &other_lead).await.is_empty());
+    Running {
+        lead_emails: vec![
+            email_of_user(app, &lead).await,
+            email_of_user(app, &second_lead).await,
+        ],
+        facilitator_emails: vec![
+            email_of(app, &lead, therapist).await,
+            email_of(app, &lead, nurse).await,
+        ],
+        facilitator: app.facilitator_user(program, therapist).await,
+        cohort: cohort["id"].as_i64().expect("id"),
+        members,
+        sessions,
+    }
+}
+
+async fn absent(app: &TestApp, token: &str, session: i64, patients: &[i64]) {
+    let records: Vec<Value> = patients
+        .iter()
+        .map(|p| json!({"patient_id": p, "status": "absent"}))
+        .collect();
+    let response = app
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/sessions/{session}/attendance"),
+            Some(token),
+            Some(&json!({ "records": records })),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+}
+
+/// Each lead of the program got exactly one escalation, and nobody else any.
+fn assert_one_per_lead(mails: &[Seen], r: &Running) {
+    assert_eq!(mails.len(), r.lead_emails.len(), "one message per lead");
+    for email in &r.lead_emails {
+        assert_eq!(to(mails, email), 1, "{email}");
+    }
+    for email in &r.facilitator_emails {
+        assert_eq!(
+            to(mails, email),
+            0,
+            "facilitators do not get the escalation"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_overdue_follow_up_reaches_each_program_lead_once() {
+    use cohorts::db::schema::follow_ups;
+    use diesel::prelude::*;
+    let app = spawn_app().await;
+    let r = running_cohort(&app).await;
+    absent(&app, &r.facilitator, r.sessions[0], &r.members[..2]).await;
+    absent(&app, &r.facilitator, r.sessions[1], &r.members[..2]).await;
+    // Facilitators hear of the two follow-ups at once; leads not yet.
+    wait_kind(&app.mail, "follow_up", 4).await;
+    let open: Value = app
+        .get("/api/v1/follow-ups?status=open", &r.facilitator)
+        .await
+        .json()
+        .await
+        .expect("follow-ups");
+    let open = open["follow_ups"].as_array().expect("list").clone();
+    assert_eq!(open.len(), 2);
+    let acknowledged = open
+        .iter()
+        .find(|f| f["patient_id"] == r.members[1])
+        .expect("follow-up");
+    let response = app
+        .post(
+            &format!("/api/v1/follow-ups/{}/acknowledge", acknowledged["id"]),
+            &r.facilitator,
+            &json!({"note": "called"}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    settle().await;
+    assert!(
+        of_kind(&app.mail, ESCALATED).is_empty(),
+        "not before 72 hours"
+    );
+
+    // 73 hours pass: the worker's housekeeping escalates the unacknowledged one.
+    let back = Utc::now().naive_utc() - Duration::hours(73);
+    diesel::update(follow_ups::table)
+        .set(follow_ups::opened_at.eq(back))
+        .execute(&mut *app.conn())
+        .expect("backdated");
+    let mails = wait_kind(&app.mail, ESCALATED, 2).await;
+    // Housekeeping again, by hand as well as by the worker: nothing more.
+    cohorts::planning::housekeeping(&mut app.conn(), Utc::now().naive_utc()).expect("housekeeping");
+    settle().await;
+    let mails_after = of_kind(&app.mail, ESCALATED);
+    assert_eq!(mails.len(), 2);
+    assert_one_per_lead(&mails_after, &r);
+    let group = format!("Group {}", r.cohort);
+    for mail in &mails_after {
+        assert_eq!(mail.envelope_to.len(), 1, "one recipient per message");
+        assert!(mail.subject.contains(&group), "{}", mail.subject);
+        assert!(
+            mail.text.contains("2 consecutive absences"),
+            "{}",
+            mail.text
+        );
+        assert!(mail.text.contains("not acknowledged within 72 hours"));
+        assert!(mail.text.contains("(America/Vancouver)"), "the zone named");
+        assert!(mail.text.contains("/staff/follow-ups"), "{}", mail.text);
+        assert!(mail.html.contains("/staff/follow-ups"));
+        assert!(mail.ics.is_none());
+        // No member in it: not a name (the waitlist's are "Waiting n"), not an address.
+        assert!(!mail.visible().contains("Waiting"), "{}", mail.visible());
+        assert!(!mail.raw.contains("w40-"), "no member's address");
+        assert!(!mail.visible().contains("called"), "no note");
+    }
+}
+
+#[tokio::test]
+async fn an_at_risk_member_is_escalated_to_the_leads_at_once() {
+    let app = spawn_app().await;
+    let r = running_cohort(&app).await;
+    for session in &r.sessions[..4] {
+        absent(&app, &r.facilitator, *session, &r.members[..1]).await;
+    }
+    let mails = wait_kind(&app.mail, ESCALATED, 2).await;
+    cohorts::planning::housekeeping(&mut app.conn(), Utc::now().naive_utc()).expect("housekeeping");
+    settle().await;
+    let mails_after = of_kind(&app.mail, ESCALATED);
+    assert_eq!(mails.len(), 2);
+    assert_one_per_lead(&mails_after, &r);
+    for mail in &mails_after {
+        assert!(mail.subject.contains("at risk"), "{}", mail.subject);
+        assert!(
+            mail.text.contains("4 consecutive absences"),
+            "{}",
+            mail.text
+        );
+        assert!(!mail.visible().contains("Waiting"));
+    }
+    // The facilitators still get their follow-up tasks (outreach at 2, at risk at 4).
+    let tasks = of_kind(&app.mail, "follow_up");
+    assert!(tasks
+        .iter()
+        .all(|m| r.facilitator_emails.contains(&m.envelope_to[0])));
 }
