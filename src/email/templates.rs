@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::path::Path;
 
 /// Every kind of email of DESIGN.md.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 11] = [
     "welcome",
     "reminder",
     "session_changed",
@@ -17,6 +17,9 @@ pub const KINDS: [&str; 8] = [
     "facilitator_roster",
     "attendance_missing",
     "follow_up",
+    "facilitator_assignment",
+    "facilitator_unassigned",
+    "follow_up_escalated",
 ];
 
 /// Kinds whose recipient is a patient: discreet, consent-gated, with an unsubscribe link.
@@ -64,6 +67,15 @@ const FILES: &[(&str, &str)] = embedded!(
     "email/follow_up/subject.hbs",
     "email/follow_up/body.txt.hbs",
     "email/follow_up/body.html.hbs",
+    "email/facilitator_assignment/subject.hbs",
+    "email/facilitator_assignment/body.txt.hbs",
+    "email/facilitator_assignment/body.html.hbs",
+    "email/facilitator_unassigned/subject.hbs",
+    "email/facilitator_unassigned/body.txt.hbs",
+    "email/facilitator_unassigned/body.html.hbs",
+    "email/follow_up_escalated/subject.hbs",
+    "email/follow_up_escalated/body.txt.hbs",
+    "email/follow_up_escalated/body.html.hbs",
     "email/partials/footer.txt.hbs",
     "email/partials/footer.html.hbs",
     "email/partials/place.txt.hbs",

@@ -2,12 +2,14 @@
 //! at send time: a patient who revoked consent, left the cohort, or a session that moved
 //! since the row was queued gets nothing (the row is cancelled with the reason).
 
-use super::outbox::{OutboxRow, FACILITATOR, PATIENT};
+use super::outbox::{self, OutboxRow, FACILITATOR, PATIENT, USER};
 use super::Mailer;
+use crate::db::models::attendance as records;
 use crate::db::models::cohort::{self as cohorts, CohortRow, SessionRow};
 use crate::db::models::facilitator as facilitators;
 use crate::db::models::patient as patients;
 use crate::db::models::program::{self as programs, ProgramRow};
+use crate::db::models::user::{self as users, Role};
 use crate::db::schema::rsvps;
 use crate::db::DbConnection;
 use crate::email::ics::{self, Attendee, Event, Method};
@@ -40,6 +42,7 @@ pub fn compose(
     match row.recipient_type.as_str() {
         PATIENT => compose_patient(conn, mailer, row, &program, now),
         FACILITATOR => compose_facilitator(conn, mailer, row, &program, now),
+        USER => compose_user(conn, mailer, row, &program),
         other => anyhow::bail!("unknown recipient type {other:?}"),
     }
 }
@@ -381,6 +384,75 @@ fn compose_facilitator(
             }
             _ => {}
         }
+    } else if row.kind == outbox::ASSIGNMENT || row.kind == outbox::UNASSIGNED {
+        let cohort = cohorts::find(conn, row.entity_id)?;
+        let role = cohorts::team(conn, cohort.id)?
+            .into_iter()
+            .find(|(team, _)| team.facilitator_id == facilitator.id)
+            .map(|(team, _)| team.role);
+        let payload: Value = serde_json::from_str(&row.payload).context("team mail payload")?;
+        let assigned = row.kind == outbox::ASSIGNMENT;
+        // Sent only while it is still true: a later change queued its own message.
+        match (&role, assigned) {
+            (None, true) => return Ok(Composed::Cancel("no longer on the cohort's team".into())),
+            (Some(now_role), true) if payload["role"].as_str() != Some(now_role.as_str()) => {
+                return Ok(Composed::Cancel("the role changed again since".into()))
+            }
+            (Some(_), false) => return Ok(Composed::Cancel("back on the cohort's team".into())),
+            _ => {}
+        }
+        let upcoming: Vec<SessionRow> = cohorts::sessions_of(conn, &[cohort.id])?
+            .into_iter()
+            .filter(|s| s.status == "scheduled" && starts(s) > now)
+            .collect();
+        let (Some(first), Some(last)) = (upcoming.first(), upcoming.last()) else {
+            return Ok(Composed::Cancel("no session ahead".into()));
+        };
+        let (venue, join_url) = place(program, Some(&cohort));
+        context["group"] = json!(format!("Group {}", cohort.id));
+        context["peer_circle"] = json!(cohort.kind == cohorts::KIND_PEER_SUPPORT);
+        context["role"] = json!(role.as_deref().map(role_label));
+        context["previous_role"] = json!(payload["previous_role"].as_str().map(role_label));
+        context["zone"] = json!(email::zone_label(starts(first), tz));
+        context["slot"] = json!(slot(&upcoming, tz));
+        context["first_when"] = json!(email::format_when(starts(first), tz));
+        context["first_short"] = json!(email::format_short(starts(first), tz));
+        context["last_when"] = json!(email::format_when(starts(last), tz));
+        context["session_count"] = json!(upcoming.len());
+        context["sessions"] = json!(upcoming
+            .iter()
+            .map(|s| json!({"when": email::format_when(starts(s), tz)}))
+            .collect::<Vec<_>>());
+        // A count only: members' names stay on the staff page, behind a sign-in.
+        context["member_count"] = json!(cohorts::active_member_ids(conn, cohort.id)?.len());
+        context["cohort_url"] = json!(format!("{}/staff/cohorts/{}", mailer.public_url, cohort.id));
+        context["venue"] = json!(venue);
+        context["join_url"] = json!(join_url);
+        context["unsubscribe_url"] = json!(null);
+        // The sessions go into the facilitator's calendar, or come out of it.
+        let method = if assigned {
+            Method::Request
+        } else {
+            Method::Cancel
+        };
+        let events: Vec<Event> = upcoming
+            .iter()
+            .map(|s| event(s, &venue, &join_url, !assigned))
+            .collect();
+        calendar = Some(CalendarFile {
+            method,
+            content: ics::calendar(
+                method,
+                program_tz(program),
+                mailer.from.email.as_ref(),
+                &Attendee {
+                    name: &facilitator.name,
+                    email: &facilitator.email,
+                },
+                &events,
+                now,
+            ),
+        });
     } else if row.kind == "follow_up" {
         let payload: Value = serde_json::from_str(&row.payload).context("follow-up payload")?;
         let patient_id = payload["patient_id"]
@@ -407,6 +479,92 @@ fn compose_facilitator(
         calendar,
         unsubscribe_url: None,
     })))
+}
+
+/// Mail to a staff user: today, a program lead told of an escalated follow-up. It names
+/// the group and the numbers, never the member: details are on the staff page.
+fn compose_user(
+    conn: &mut DbConnection,
+    mailer: &Mailer,
+    row: &OutboxRow,
+    program: &ProgramRow,
+) -> anyhow::Result<Composed> {
+    let Some(user) = users::find(conn, row.recipient_id).optional()? else {
+        return Ok(Composed::Cancel("the user no longer exists".into()));
+    };
+    let leads_program = user.role() == Role::ProgramLead
+        && users::program_ids(conn, user.id)?.contains(&program.id);
+    if !leads_program {
+        return Ok(Composed::Cancel("no longer a lead of the program".into()));
+    }
+    if row.kind != outbox::ESCALATED {
+        anyhow::bail!("{} is not a staff user email", row.kind);
+    }
+    let follow_up = records::find(conn, row.entity_id)?;
+    let at_risk = follow_up.kind == crate::planning::attendance::KIND_AT_RISK;
+    // An overdue outreach acknowledged since is in hand; an at-risk flag stands.
+    if !at_risk && follow_up.status != "open" {
+        return Ok(Composed::Cancel(
+            "the follow-up was acknowledged since".into(),
+        ));
+    }
+    // Leads have no zone of their own: the program's, named.
+    let tz = program_tz(program);
+    let opened = follow_up.opened_at.and_utc();
+    let context = json!({
+        "name": user.name,
+        "group": format!("Group {}", follow_up.cohort_id),
+        "at_risk": at_risk,
+        "consecutive_absences": follow_up.consecutive_absences,
+        "opened_when": email::format_when(opened, tz),
+        "escalate_after_hours": crate::planning::attendance::ESCALATE_AFTER.num_hours(),
+        "follow_up_id": follow_up.id,
+        "follow_ups_url": format!("{}/staff/follow-ups", mailer.public_url),
+        "cohort_url": format!("{}/staff/cohorts/{}", mailer.public_url, follow_up.cohort_id),
+        "unsubscribe_url": null,
+    });
+    let rendered = mailer.templates.render(&row.kind, &context)?;
+    Ok(Composed::Send(Box::new(Outgoing {
+        kind: row.kind.clone(),
+        to_name: user.name,
+        to_email: user.email,
+        message_id: row.message_id.clone(),
+        rendered,
+        calendar: None,
+        unsubscribe_url: None,
+    })))
+}
+
+/// `lead` → "lead facilitator", as a person reads it.
+fn role_label(role: &str) -> &'static str {
+    match role {
+        "lead" => "lead facilitator",
+        _ => "co-facilitator",
+    }
+}
+
+/// "Weekly on Tuesdays at 18:00 PST (America/Vancouver)": the cadence and the first session's local
+/// weekday and time in the recipient's zone.
+fn slot(sessions: &[SessionRow], tz: Tz) -> String {
+    let Some(first) = sessions.first() else {
+        return String::new();
+    };
+    let weeks = sessions
+        .get(1)
+        .map(|second| (second.starts_at - first.starts_at).num_days().max(7) / 7)
+        .unwrap_or(1);
+    let cadence = if weeks <= 1 {
+        "Weekly".to_string()
+    } else {
+        format!("Every {weeks} weeks")
+    };
+    let local = starts(first).with_timezone(&tz);
+    format!(
+        "{cadence} on {}s at {} ({})",
+        local.format("%A"),
+        local.format("%H:%M %Z"),
+        tz.name()
+    )
 }
 
 /// Sample data for the template preview: every value a template may use, none real.
@@ -437,6 +595,19 @@ pub fn sample_context(kind: &str, public_url: &str) -> Value {
         "patient_name": "Sample Member Two",
         "consecutive_absences": 2,
         "follow_up_id": 1,
+        "peer_circle": false,
+        "role": "lead facilitator",
+        "previous_role": null,
+        "slot": format!("Weekly on {}s at {} ({})", at.with_timezone(&tz).format("%A"), at.with_timezone(&tz).format("%H:%M %Z"), tz.name()),
+        "first_when": when,
+        "first_short": email::format_short(at, tz),
+        "last_when": email::format_when(at + Duration::weeks(11), tz),
+        "session_count": 12,
+        "cohort_url": format!("{public_url}/staff/cohorts/1"),
+        "at_risk": false,
+        "opened_when": email::format_when(at - Duration::days(3), tz),
+        "follow_ups_url": format!("{public_url}/staff/follow-ups"),
+        "escalate_after_hours": 72,
     });
     if !email::is_patient_kind(kind) {
         context["unsubscribe_url"] = json!(null);

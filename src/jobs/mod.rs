@@ -14,8 +14,9 @@ use lettre::message::Mailbox;
 use std::time::Duration;
 
 pub use outbox::{
-    cancel_for_patient, cancel_for_session, enqueue_attendance_missing, enqueue_follow_up,
-    enqueue_peer_invitation, enqueue_session_notice, enqueue_welcome, SessionNotice,
+    cancel_for_patient, cancel_for_session, enqueue_attendance_missing, enqueue_escalation,
+    enqueue_follow_up, enqueue_peer_invitation, enqueue_session_notice, enqueue_team_change,
+    enqueue_welcome, SessionNotice,
 };
 pub use worker::{Worker, WorkerConfig};
 

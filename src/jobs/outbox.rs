@@ -6,6 +6,7 @@
 
 use crate::db::models::cohort as cohorts;
 use crate::db::models::patient as patients;
+use crate::db::models::user as users;
 use crate::db::schema::{cohort_members, outbox, sessions};
 use crate::db::DbConnection;
 use chrono::NaiveDateTime;
@@ -21,6 +22,8 @@ pub const STATUSES: [&str; 5] = [PENDING, SENDING, SENT, FAILED, CANCELLED];
 
 pub const PATIENT: &str = "patient";
 pub const FACILITATOR: &str = "facilitator";
+/// A staff user (program leads); mail to them goes to the user's own address.
+pub const USER: &str = "user";
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = outbox)]
@@ -296,6 +299,179 @@ pub fn enqueue_follow_up(
         })
         .collect();
     enqueue(conn, &mails, now)
+}
+
+pub const ESCALATED: &str = "follow_up_escalated";
+
+/// To each program lead of the cohort's program: follow-up `follow_up_id` escalated
+/// (left unacknowledged, or a member flagged at risk). Call in the transaction that
+/// marks the escalation; a follow-up escalates once, so its leads hear of it once.
+pub fn enqueue_escalation(
+    conn: &mut DbConnection,
+    follow_up_id: i64,
+    cohort_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let cohort = cohorts::find(conn, cohort_id)?;
+    let mails: Vec<Mail> = users::leads_of(conn, cohort.program_id)?
+        .into_iter()
+        .map(|lead| Mail {
+            kind: ESCALATED,
+            entity_type: "follow_up",
+            entity_id: follow_up_id,
+            recipient_type: USER,
+            recipient_id: lead,
+            offset_hours: 0,
+            revision: 0,
+            program_id: cohort.program_id,
+            payload: json!({}),
+            due_at: now,
+        })
+        .collect();
+    enqueue(conn, &mails, now)
+}
+
+/// A facilitator's place on a team: (facilitator id, role).
+pub type TeamPlace = (i64, String);
+
+pub const ASSIGNMENT: &str = "facilitator_assignment";
+pub const UNASSIGNED: &str = "facilitator_unassigned";
+
+/// Every assignment and unassignment mail of one facilitator about one cohort (a macro:
+/// it serves both a select and an update, whose query types differ).
+macro_rules! team_mail {
+    ($cohort_id:expr, $facilitator_id:expr) => {
+        outbox::table
+            .filter(outbox::kind.eq_any([ASSIGNMENT, UNASSIGNED]))
+            .filter(outbox::entity_type.eq("cohort"))
+            .filter(outbox::entity_id.eq($cohort_id))
+            .filter(outbox::recipient_type.eq(FACILITATOR))
+            .filter(outbox::recipient_id.eq($facilitator_id))
+    };
+}
+
+/// Tells facilitators what a change to a cohort's team means for them (call in the
+/// transaction that wrote the team): `facilitator_assignment` to each one newly on it or
+/// whose role changed, `facilitator_unassigned` to each one taken off who had been told
+/// they were on it. Someone who stays in the same role hears nothing. Nothing at all
+/// when the cohort has no session ahead (an imported past one).
+pub fn enqueue_team_change(
+    conn: &mut DbConnection,
+    cohort_id: i64,
+    before: &[TeamPlace],
+    after: &[TeamPlace],
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let role_in = |team: &[TeamPlace], id: i64| {
+        team.iter()
+            .find(|(f, _)| *f == id)
+            .map(|(_, role)| role.clone())
+    };
+    let changed: Vec<(i64, String, Option<String>)> = after
+        .iter()
+        .filter_map(|(id, role)| match role_in(before, *id) {
+            Some(old) if old == *role => None,
+            old => Some((*id, role.clone(), old)),
+        })
+        .collect();
+    let removed: Vec<i64> = before
+        .iter()
+        .filter(|(id, _)| role_in(after, *id).is_none())
+        .map(|(id, _)| *id)
+        .collect();
+    if changed.is_empty() && removed.is_empty() {
+        return Ok(0);
+    }
+    let cohort = cohorts::find(conn, cohort_id)?;
+    let upcoming: i64 = sessions::table
+        .filter(sessions::cohort_id.eq(cohort_id))
+        .filter(sessions::status.eq("scheduled"))
+        .filter(sessions::starts_at.gt(now))
+        .count()
+        .get_result(conn)?;
+    if upcoming == 0 {
+        return Ok(0);
+    }
+    let mut queued = 0;
+    for (facilitator_id, role, previous_role) in changed {
+        // Only the latest news about this team stands.
+        supersede_team_mail(conn, cohort_id, facilitator_id, now)?;
+        let payload = json!({"role": role, "previous_role": previous_role});
+        queued += enqueue_team_mail(conn, &cohort, ASSIGNMENT, facilitator_id, payload, now)?;
+    }
+    for facilitator_id in removed {
+        let told = told_on_team(conn, cohort_id, facilitator_id)?;
+        supersede_team_mail(conn, cohort_id, facilitator_id, now)?;
+        if told {
+            queued += enqueue_team_mail(conn, &cohort, UNASSIGNED, facilitator_id, json!({}), now)?;
+        }
+    }
+    Ok(queued)
+}
+
+/// Whether a facilitator last heard they were on a cohort's team: their latest delivered
+/// team mail is an assignment, or there is none at all (a team written before these
+/// mails existed). Someone whose assignment never went out is not told of the removal.
+fn told_on_team(conn: &mut DbConnection, cohort_id: i64, facilitator_id: i64) -> QueryResult<bool> {
+    let rows: Vec<(String, String)> = team_mail!(cohort_id, facilitator_id)
+        .order(outbox::id.desc())
+        .select((outbox::kind, outbox::status))
+        .load(conn)?;
+    if rows.is_empty() {
+        return Ok(true);
+    }
+    Ok(rows
+        .iter()
+        .find(|(_, status)| status == SENT || status == SENDING)
+        .is_some_and(|(kind, _)| kind == ASSIGNMENT))
+}
+
+/// Cancels team mail still queued for a facilitator about a cohort: newer news replaces it.
+fn supersede_team_mail(
+    conn: &mut DbConnection,
+    cohort_id: i64,
+    facilitator_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(team_mail!(cohort_id, facilitator_id).filter(outbox::status.eq(PENDING)))
+        .set((
+            outbox::status.eq(CANCELLED),
+            outbox::last_error.eq("the team changed again"),
+            outbox::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+fn enqueue_team_mail(
+    conn: &mut DbConnection,
+    cohort: &cohorts::CohortRow,
+    kind: &'static str,
+    facilitator_id: i64,
+    payload: serde_json::Value,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    // One revision per message of this kind, so someone removed and added again later
+    // is told again.
+    let earlier: i64 = team_mail!(cohort.id, facilitator_id)
+        .filter(outbox::kind.eq(kind))
+        .count()
+        .get_result(conn)?;
+    enqueue(
+        conn,
+        &[Mail {
+            kind,
+            entity_type: "cohort",
+            entity_id: cohort.id,
+            recipient_type: FACILITATOR,
+            recipient_id: facilitator_id,
+            offset_hours: 0,
+            revision: i32::try_from(earlier).unwrap_or(i32::MAX),
+            program_id: cohort.program_id,
+            payload,
+            due_at: now,
+        }],
+        now,
+    )
 }
 
 /// Invitation `invitation_id` to a peer circle, for a patient who completed `cohort_id`.

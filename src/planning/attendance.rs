@@ -99,6 +99,9 @@ pub fn open_follow_ups(
                         &team,
                         now,
                     )?;
+                    if escalated.is_some() {
+                        crate::jobs::enqueue_escalation(conn, id, cohort.id, now)?;
+                    }
                     opened.push(id);
                 }
             }
@@ -107,12 +110,13 @@ pub fn open_follow_ups(
     Ok(opened)
 }
 
-/// Escalates follow-ups left unacknowledged for 72 hours; run by the worker.
-/// Returns the ids escalated.
+/// Escalates follow-ups left unacknowledged for 72 hours and mails the program's leads;
+/// run by the worker. Returns the ids escalated.
 pub fn escalate_overdue(conn: &mut DbConnection, now: NaiveDateTime) -> AppResult<Vec<i64>> {
     let mut escalated = Vec::new();
     for follow_up in records::overdue(conn, now - ESCALATE_AFTER)? {
         if records::mark_escalated(conn, follow_up.id, now)? > 0 {
+            crate::jobs::enqueue_escalation(conn, follow_up.id, follow_up.cohort_id, now)?;
             escalated.push(follow_up.id);
         }
     }

@@ -154,7 +154,9 @@ pub fn need_of(
     })
 }
 
-/// Writes a team and its gaps (as lead-readable text) for a cohort.
+/// Writes a team and its gaps (as lead-readable text) for a cohort, and queues mail to
+/// the facilitators it adds, moves to another role, or takes off. Every team is written
+/// here, so every change is told.
 pub fn apply(
     conn: &mut DbConnection,
     cohort_id: i64,
@@ -163,16 +165,30 @@ pub fn apply(
     override_reason: Option<&str>,
     now: NaiveDateTime,
 ) -> AppResult<()> {
+    let before: Vec<TeamRow> = cohorts::team(conn, cohort_id)?
+        .into_iter()
+        .map(|(row, _)| row)
+        .collect();
     let rows: Vec<TeamRow> = team
         .iter()
         .map(|a| TeamRow {
             cohort_id,
             facilitator_id: a.facilitator_id,
             role: role_name(a.role).into(),
-            assigned_at: now,
+            // Someone who stays on the team keeps the time they joined it.
+            assigned_at: before
+                .iter()
+                .find(|b| b.facilitator_id == a.facilitator_id)
+                .map_or(now, |b| b.assigned_at),
         })
         .collect();
     cohorts::set_team(conn, cohort_id, &rows)?;
+    let places = |rows: &[TeamRow]| -> Vec<(i64, String)> {
+        rows.iter()
+            .map(|r| (r.facilitator_id, r.role.clone()))
+            .collect()
+    };
+    crate::jobs::enqueue_team_change(conn, cohort_id, &places(&before), &places(&rows), now)?;
     let gaps = serde_json::to_string(gaps).map_err(|e| anyhow::anyhow!("gaps: {e}"))?;
     cohorts::set_staffing_gaps(conn, cohort_id, &gaps, override_reason, now)?;
     Ok(())

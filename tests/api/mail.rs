@@ -576,12 +576,13 @@ async fn an_smtp_server_down_for_a_while_delays_mail_which_goes_out_once_it_retu
     let sink = SmtpSink::start_on(port)
         .await
         .expect("the server comes back on its port");
-    let arrived = sink.wait_for(2, WAIT).await;
+    // Two welcomes and the two facilitators' assignments.
+    let arrived = sink.wait_for(4, WAIT).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(arrived.len(), 2);
-    assert_eq!(sink.count(), 2, "each message exactly once");
+    assert_eq!(arrived.len(), 4);
+    assert_eq!(sink.count(), 4, "each message exactly once");
     let ids: HashSet<String> = sink.messages().iter().map(|m| seen(m).message_id).collect();
-    assert_eq!(ids.len(), 2);
+    assert_eq!(ids.len(), 4);
 }
 
 #[tokio::test]
@@ -597,15 +598,16 @@ async fn rejected_attempts_are_retried_without_duplicates_then_fail_visibly_and_
         ..WorkerConfig::default()
     };
     let worker = manual_worker(&app, config);
-    // The first welcome is refused once, then accepted.
+    // The first message (of three welcomes and two facilitator assignments) is refused
+    // once, then accepted.
     app.mail.reject_next(1);
     worker.pass().await.expect("pass");
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     worker.pass().await.expect("pass");
-    assert_eq!(app.mail.count(), 3);
+    assert_eq!(app.mail.count(), 5);
     let recipients: HashSet<Vec<String>> =
         app.mail.messages().iter().map(|m| m.to.clone()).collect();
-    assert_eq!(recipients.len(), 3, "nobody twice");
+    assert_eq!(recipients.len(), 5, "nobody twice");
 
     // A session notice refused every time ends as failed, visible to the lead only.
     app.mail.reject_next(1000);

@@ -15,6 +15,7 @@ mod patient_links;
 mod patients;
 mod peer_support;
 mod programs;
+mod staff_mail;
 mod staffing;
 mod users;
 

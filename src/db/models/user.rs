@@ -114,6 +114,17 @@ pub fn program_ids(conn: &mut DbConnection, user_id: i64) -> QueryResult<Vec<i64
         .load(conn)
 }
 
+/// The program leads of a program (ids, in order): whom escalations reach.
+pub fn leads_of(conn: &mut DbConnection, program_id: i64) -> QueryResult<Vec<i64>> {
+    users::table
+        .inner_join(user_programs::table)
+        .filter(user_programs::program_id.eq(program_id))
+        .filter(users::role.eq(Role::ProgramLead.as_str()))
+        .select(users::id)
+        .order(users::id)
+        .load(conn)
+}
+
 pub fn add_programs(conn: &mut DbConnection, user_id: i64, programs: &[i64]) -> QueryResult<()> {
     for program_id in programs {
         diesel::insert_into(user_programs::table)
