@@ -430,7 +430,13 @@ async fn rates_match_a_hand_computed_example_and_the_csv_parses_back() {
     )
     .await;
     // Recorded, then found not to have taken place: its records must not count.
-    mark(&app, &facilitator, s[4], &[(m[0], "present"), (m[1], "absent")]).await;
+    mark(
+        &app,
+        &facilitator,
+        s[4],
+        &[(m[0], "present"), (m[1], "absent")],
+    )
+    .await;
     let dntp = app
         .patch(
             &format!("/api/v1/sessions/{}", s[4]),
@@ -725,4 +731,58 @@ async fn attendance_recorded_before_the_cohort_column_migration_keeps_every_reco
     assert_eq!(member_1["consecutive_absences"], 2);
     // Recording still works against the rebuilt table.
     mark(&app, &facilitator, s[2], &[(m[1], "present")]).await;
+}
+
+#[tokio::test]
+async fn a_member_who_left_and_rejoined_is_reported_once() {
+    let app = spawn_app().await;
+    let (program, lead) = app.program_with_lead().await;
+    let (cohort, m, s, facilitator) = running_cohort(&app, program, &lead).await;
+    mark(&app, &facilitator, s[0], &[(m[3], "present")]).await;
+    let left = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/cohorts/{cohort}/members/{}", m[3]),
+            Some(&lead),
+            Some(&json!({"reason": "moved away for a month"})),
+        )
+        .await;
+    assert_eq!(left.status(), 200, "{:?}", left.text().await);
+    let dosed = app
+        .post(
+            &format!("/api/v1/patients/{}/dosings", m[3]),
+            &lead,
+            &json!({"dosed_at": (Utc::now() - Duration::days(3)).to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(dosed.status(), 201, "{:?}", dosed.text().await);
+    let back = app
+        .post(
+            &format!("/api/v1/cohorts/{cohort}/members"),
+            &lead,
+            &json!({"patient_id": m[3]}),
+        )
+        .await;
+    assert_eq!(back.status(), 201, "{:?}", back.text().await);
+    mark(&app, &facilitator, s[1], &[(m[3], "late")]).await;
+
+    let report: Value = app
+        .get(
+            &format!("/api/v1/programs/{program}/attendance-report"),
+            &lead,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let rows: Vec<&Value> = report["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter(|x| x["patient_id"] == m[3])
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["held"], 2);
+    assert_eq!(rows[0]["attended"], 2);
+    assert_eq!(report["cohorts"][0]["members"], 4);
 }
