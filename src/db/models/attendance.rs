@@ -234,16 +234,15 @@ FROM attendance a
 WHERE a.cohort_id __SCOPE__
 GROUP BY a.cohort_id, a.patient_id";
 
-/// The records that do not count: of sessions not held (did not take place) or outside
-/// the range. Few, unless the range is narrow; subtracting them is much cheaper than
-/// joining every record to its session.
-const NOT_COUNTED_SQL: &str = "
+/// Records per member of the sessions that count (held, in range), reached through the
+/// sessions; `__COUNT__` may be `NOT` to get the records that do not count instead.
+const SESSION_RECORDS_SQL: &str = "
 SELECT a.cohort_id, a.patient_id,
        COUNT(*) AS recorded,
        COUNT(*) FILTER (WHERE a.status = 'excused') AS excused,
        COUNT(*) FILTER (WHERE a.status = 'absent') AS absent
 FROM sessions s JOIN attendance a ON a.session_id = s.id
-WHERE s.cohort_id __SCOPE__ AND NOT (s.status = 'held' __RANGE__)
+WHERE s.cohort_id __SCOPE__ AND __COUNT__ (s.status = 'held' __RANGE__)
 GROUP BY a.cohort_id, a.patient_id";
 
 #[derive(QueryableByName)]
@@ -311,18 +310,29 @@ fn tallies(
             .replace("__RANGE__", &range)
     };
     let members: Vec<MemberHeld> = load_by_name(conn, &sql(MEMBERS_SQL), id, &bounds)?;
-    let mut counted: HashMap<(i64, i64), MemberRecorded> =
-        load_by_name::<MemberRecorded>(conn, &sql(RECORDED_SQL), id, &[])?
-            .into_iter()
+    let by_member = |rows: Vec<MemberRecorded>| -> HashMap<(i64, i64), MemberRecorded> {
+        rows.into_iter()
             .map(|r| ((r.cohort_id, r.patient_id), r))
-            .collect();
-    for out in load_by_name::<MemberRecorded>(conn, &sql(NOT_COUNTED_SQL), id, &bounds)? {
-        if let Some(all) = counted.get_mut(&(out.cohort_id, out.patient_id)) {
-            all.recorded -= out.recorded;
-            all.excused -= out.excused;
-            all.absent -= out.absent;
+            .collect()
+    };
+    let counted = if bounds.is_empty() {
+        // Everything counts but the records of sessions that did not take place: few, so
+        // all records less those is far cheaper than joining every record to its session.
+        let mut all = by_member(load_by_name(conn, &sql(RECORDED_SQL), id, &[])?);
+        let not_counted = sql(SESSION_RECORDS_SQL).replace("__COUNT__", "NOT");
+        for out in load_by_name::<MemberRecorded>(conn, &not_counted, id, &[])? {
+            if let Some(member) = all.get_mut(&(out.cohort_id, out.patient_id)) {
+                member.recorded -= out.recorded;
+                member.excused -= out.excused;
+                member.absent -= out.absent;
+            }
         }
-    }
+        all
+    } else {
+        // A date range: reach only the records of the sessions in it.
+        let in_range = sql(SESSION_RECORDS_SQL).replace("__COUNT__", "");
+        by_member(load_by_name(conn, &in_range, id, &bounds)?)
+    };
     let mut tallies: Vec<MemberTally> = members
         .into_iter()
         .map(|m| {
