@@ -354,14 +354,9 @@ fn compose_facilitator(
                     .map(|t| email::format_when(t.with_timezone(&Utc), tz))
                     .unwrap_or_else(|| "its earlier time".into());
                 context["old_when"] = json!(old);
-                context["rsvp_url"] = json!(format!(
-                    "{}/api/v1/cohorts/{}",
-                    mailer.public_url, cohort.id
-                ));
-                context["unsubscribe_url"] = json!(format!(
-                    "{}/api/v1/cohorts/{}",
-                    mailer.public_url, cohort.id
-                ));
+                // Staff get the group's page instead of a patient's RSVP and unsubscribe links.
+                context["cohort_url"] =
+                    json!(format!("{}/staff/cohorts/{}", mailer.public_url, cohort.id));
                 let method = if cancelled {
                     Method::Cancel
                 } else {

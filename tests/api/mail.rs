@@ -528,6 +528,30 @@ async fn withdrawn_unconsented_and_cancelled_get_nothing_more() {
     for m in app.mail.messages() {
         assert!(!m.to.contains(&ben.email) && !m.to.contains(&cleo.email));
     }
+    // Facilitators get the group's staff page, not a patient's RSVP or unsubscribe link.
+    let group_page = format!("/staff/cohorts/{}", s.cohort);
+    for notice in cancelled.iter().chain(&changed) {
+        let to_staff = notice.envelope_to != vec![ana.email.clone()];
+        assert_eq!(
+            notice.text.contains(&group_page),
+            to_staff,
+            "{}",
+            notice.text
+        );
+        assert_eq!(
+            notice.html.contains(&group_page),
+            to_staff,
+            "{}",
+            notice.html
+        );
+        assert_eq!(
+            notice.text.contains("Stop these emails"),
+            !to_staff,
+            "{}",
+            notice.text
+        );
+        assert!(!notice.text.contains("/api/v1/"), "{}", notice.text);
+    }
     // A second pass sends nothing again.
     let before = app.mail.count();
     worker.pass().await.expect("pass");
