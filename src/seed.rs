@@ -84,9 +84,14 @@ pub fn seed(conn: &mut DbConnection, large: bool) -> AppResult<SeedReport> {
         let (id, count) = write_transaction(conn, large_program)?;
         report.large_program_id = Some(id);
         report.attendance_records += count;
-        // A bulk load leaves the planners blind until statistics exist; on PostgreSQL
-        // autovacuum would get there eventually, but the first reports would plan badly.
-        diesel::sql_query("ANALYZE").execute(conn)?;
+        // A bulk load leaves the planners blind until statistics exist. On PostgreSQL
+        // autovacuum would get there eventually, after the first reports planned badly
+        // and while the next ones run; VACUUM also marks the new pages all-visible.
+        let after_bulk_load = match conn {
+            DbConnection::Postgres(_) => "VACUUM ANALYZE",
+            DbConnection::Sqlite(_) => "ANALYZE",
+        };
+        diesel::sql_query(after_bulk_load).execute(conn)?;
     }
     Ok(report)
 }
