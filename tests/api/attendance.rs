@@ -53,12 +53,7 @@ async fn mark(app: &TestApp, token: &str, session: i64, records: &[(i64, &str)])
 }
 
 async fn follow_ups(app: &TestApp, token: &str) -> Vec<Value> {
-    let body: Value = app
-        .get("/api/v1/follow-ups?status=all", token)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let body: Value = app.get_json("/api/v1/follow-ups?status=all", token).await;
     body["follow_ups"].as_array().cloned().expect("follow_ups")
 }
 
@@ -83,14 +78,11 @@ async fn a_facilitator_of_the_cohort_records_attendance_in_one_request() {
     assert_eq!(view["session"]["status"], "held");
     assert_eq!(view["missing"], json!([members[3]]));
     let again: Value = app
-        .get(
+        .get_json(
             &format!("/api/v1/sessions/{}/attendance", sessions[0]),
             &lead,
         )
-        .await
-        .json()
-        .await
-        .expect("json");
+        .await;
     let late = again["records"]
         .as_array()
         .expect("records")
@@ -150,14 +142,11 @@ async fn attendance_is_refused_to_other_facilitators_for_non_members_and_for_fut
         .unwrap_or_default()
         .contains("started"));
     let untouched: Value = app
-        .get(
+        .get_json(
             &format!("/api/v1/sessions/{}/attendance", sessions[0]),
             &lead,
         )
-        .await
-        .json()
-        .await
-        .expect("json");
+        .await;
     assert_eq!(
         untouched["missing"].as_array().map(Vec::len),
         Some(4),
@@ -173,14 +162,11 @@ async fn recording_the_same_attendance_twice_changes_nothing() {
     mark(&app, &facilitator, sessions[0], &[(members[0], "present")]).await;
     mark(&app, &facilitator, sessions[0], &[(members[0], "present")]).await;
     let log: Value = app
-        .get(
+        .get_json(
             &format!("/api/v1/audit?entity=session&id={}", sessions[0]),
             &lead,
         )
-        .await
-        .json()
-        .await
-        .expect("json");
+        .await;
     assert_eq!(log["entries"].as_array().map(Vec::len), Some(1));
 }
 
@@ -213,14 +199,11 @@ async fn a_record_older_than_48_hours_changes_only_with_a_reason_kept_in_the_aud
         200
     );
     let log: Value = app
-        .get(
+        .get_json(
             &format!("/api/v1/audit?entity=session&id={}", sessions[0]),
             &lead,
         )
-        .await
-        .json()
-        .await
-        .expect("json");
+        .await;
     let latest = &log["entries"][0];
     assert_eq!(latest["action"], "amend_attendance");
     let detail = latest["detail"].as_str().unwrap_or_default();
@@ -287,11 +270,8 @@ async fn four_absences_flag_the_member_at_risk_and_escalate_at_once() {
         .expect("at-risk follow-up");
     assert!(at_risk["escalated_at"].is_string());
     let matrix: Value = app
-        .get(&format!("/api/v1/cohorts/{cohort}/attendance"), &lead)
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json(&format!("/api/v1/cohorts/{cohort}/attendance"), &lead)
+        .await;
     let member = matrix["members"]
         .as_array()
         .expect("members")
@@ -307,11 +287,8 @@ async fn four_absences_flag_the_member_at_risk_and_escalate_at_once() {
     // Attending resets the streak.
     mark(&app, &facilitator, s[4], &[(m[0], "present")]).await;
     let matrix: Value = app
-        .get(&format!("/api/v1/cohorts/{cohort}/attendance"), &lead)
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json(&format!("/api/v1/cohorts/{cohort}/attendance"), &lead)
+        .await;
     let member = matrix["members"]
         .as_array()
         .expect("members")
@@ -447,23 +424,12 @@ async fn rates_match_a_hand_computed_example_and_the_csv_parses_back() {
     assert_eq!(dntp.status(), 200);
 
     let report: Value = app
-        .get(
+        .get_json(
             &format!("/api/v1/programs/{program}/attendance-report"),
             &lead,
         )
-        .await
-        .json()
-        .await
-        .expect("json");
-    let member = |id: i64| {
-        report["members"]
-            .as_array()
-            .expect("members")
-            .iter()
-            .find(|x| x["patient_id"] == id)
-            .cloned()
-            .expect("member")
-    };
+        .await;
+    let member = |id: i64| report_row(&report, id);
     // m0: present + late of 4 held = 0.5; m1: 4 of 4 = 1.0.
     assert_eq!(member(m[0])["held"], 4);
     assert_eq!(member(m[0])["attended"], 2);
@@ -585,11 +551,8 @@ async fn the_report_counts_only_sessions_in_its_date_range() {
     .await;
 
     let view: Value = app
-        .get(&format!("/api/v1/cohorts/{cohort}"), &lead)
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json(&format!("/api/v1/cohorts/{cohort}"), &lead)
+        .await;
     let starts = |index: usize| {
         let at = view["sessions"][index]["starts_at"]
             .as_str()
@@ -601,23 +564,12 @@ async fn the_report_counts_only_sessions_in_its_date_range() {
     let from = (starts(1) - Duration::days(3)).date_naive();
     let to = (starts(2) + Duration::days(3)).date_naive();
     let report: Value = app
-        .get(
+        .get_json(
             &format!("/api/v1/programs/{program}/attendance-report?from={from}&to={to}"),
             &lead,
         )
-        .await
-        .json()
-        .await
-        .expect("json");
-    let member = |id: i64| {
-        report["members"]
-            .as_array()
-            .expect("members")
-            .iter()
-            .find(|x| x["patient_id"] == id)
-            .cloned()
-            .expect("member")
-    };
+        .await;
+    let member = |id: i64| report_row(&report, id);
     let counts = |id: i64| {
         let row = member(id);
         (
@@ -646,14 +598,11 @@ async fn the_report_counts_only_sessions_in_its_date_range() {
     // A range before the cohort began lists nobody.
     let before = (starts(0) - Duration::days(30)).date_naive();
     let empty: Value = app
-        .get(
+        .get_json(
             &format!("/api/v1/programs/{program}/attendance-report?to={before}"),
             &lead,
         )
-        .await
-        .json()
-        .await
-        .expect("json");
+        .await;
     assert_eq!(empty["members"], json!([]));
     assert_eq!(empty["cohorts"], json!([]));
 }
@@ -716,11 +665,8 @@ async fn attendance_recorded_before_the_cohort_column_migration_keeps_every_reco
 
     assert_eq!(report().await, before);
     let matrix: Value = app
-        .get(&format!("/api/v1/cohorts/{cohort}/attendance"), &lead)
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json(&format!("/api/v1/cohorts/{cohort}/attendance"), &lead)
+        .await;
     let member_1 = matrix["members"]
         .as_array()
         .expect("members")
@@ -767,14 +713,11 @@ async fn a_member_who_left_and_rejoined_is_reported_once() {
     mark(&app, &facilitator, s[1], &[(m[3], "late")]).await;
 
     let report: Value = app
-        .get(
+        .get_json(
             &format!("/api/v1/programs/{program}/attendance-report"),
             &lead,
         )
-        .await
-        .json()
-        .await
-        .expect("json");
+        .await;
     let rows: Vec<&Value> = report["members"]
         .as_array()
         .expect("members")
@@ -785,4 +728,15 @@ async fn a_member_who_left_and_rejoined_is_reported_once() {
     assert_eq!(rows[0]["held"], 2);
     assert_eq!(rows[0]["attended"], 2);
     assert_eq!(report["cohorts"][0]["members"], 4);
+}
+
+/// A member's row of a program report.
+fn report_row(report: &Value, patient: i64) -> Value {
+    report["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|row| row["patient_id"] == patient)
+        .cloned()
+        .expect("the member's row")
 }

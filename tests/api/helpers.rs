@@ -120,6 +120,13 @@ impl TestApp {
         self.request(Method::GET, path, Some(token), None).await
     }
 
+    /// GET that must answer 200 with JSON; returns the body.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        let response = self.get(path, token).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("a JSON body")
+    }
+
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> Response {
         self.request(Method::POST, path, Some(token), Some(body))
             .await
