@@ -165,6 +165,10 @@ pub fn apply(
     override_reason: Option<&str>,
     now: NaiveDateTime,
 ) -> AppResult<()> {
+    // Two team writes racing on PostgreSQL would read the same old team and queue the
+    // same mail revision; the program's row lock makes them take turns.
+    let program_id = cohorts::find(conn, cohort_id)?.program_id;
+    cohorts::lock_program(conn, program_id)?;
     let before: Vec<TeamRow> = cohorts::team(conn, cohort_id)?
         .into_iter()
         .map(|(row, _)| row)

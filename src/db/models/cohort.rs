@@ -303,8 +303,8 @@ pub fn activate_started(conn: &mut DbConnection, now: NaiveDateTime) -> QueryRes
     .execute(conn)
 }
 
-/// Serialises formations of one program. SQLite's write transaction already excludes
-/// every other writer; PostgreSQL needs the row lock.
+/// Serialises formations and team changes of one program. SQLite's write transaction
+/// already excludes every other writer; PostgreSQL needs the row lock.
 pub fn lock_program(conn: &mut DbConnection, program_id: i64) -> QueryResult<()> {
     match conn {
         DbConnection::Postgres(pg) => programs::table
