@@ -22,6 +22,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub token_ttl_hours: i64,
     pub db_pool_size: u32,
+    /// How long a resolved bearer token or session is reused without asking the database
+    /// (0: never). Revocation on another instance takes effect within this time.
+    pub auth_cache_millis: u64,
     /// Worker tuning (tests, benchmarks); unset means the defaults of `jobs::WorkerConfig`.
     #[serde(default)]
     pub worker_poll_millis: Option<u64>,

@@ -43,11 +43,15 @@ impl Application {
             secret_key.clone(),
         )?);
         let worker = crate::jobs::worker::start_beside_server(&settings, &pool, &mailer, &metrics);
+        let tokens = api::auth::TokenCache::new(std::time::Duration::from_millis(
+            settings.auth_cache_millis,
+        ));
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             settings: Arc::new(settings),
             metrics,
             secret_key: Arc::new(secret_key),
+            tokens,
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -31,6 +31,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
     pub secret_key: Arc<Vec<u8>>,
+    pub tokens: auth::TokenCache,
 }
 
 /// Runs `work` with a pooled connection on the blocking thread pool.

@@ -220,5 +220,6 @@ async fn revoke_tokens(
         })
     })
     .await?;
+    state.tokens.forget_all();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "revoked": revoked })))
 }

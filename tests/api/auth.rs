@@ -1,4 +1,4 @@
-use crate::helpers::{error_body, spawn_app};
+use crate::helpers::{error_body, spawn_app, spawn_app_with};
 use chrono::Utc;
 use diesel::prelude::*;
 use reqwest::Method;
@@ -58,20 +58,26 @@ async fn api_calls_without_a_valid_token_are_refused() {
 }
 
 #[tokio::test]
-async fn an_expired_token_is_refused() {
-    let app = spawn_app().await;
+async fn an_expired_token_is_refused_even_just_after_it_was_accepted() {
+    // A cache that would keep the token for a minute must still drop it when it expires.
+    let app = spawn_app_with(|s| s.auth_cache_millis = 60_000).await;
     let program = app.create_program("Evening group").await;
     let (_, token) = app.create_user("program_lead", &[program]).await;
-    assert_eq!(app.get("/api/v1/me", &token).await.status(), 200);
 
     use cohorts::db::schema::api_tokens;
-    let past = Utc::now().naive_utc() - chrono::Duration::minutes(1);
+    // Expiring in a moment: accepted now (and remembered by the token cache), refused
+    // once the moment has passed, though the cache keeps entries for longer.
+    let soon = Utc::now().naive_utc() + chrono::Duration::milliseconds(1_500);
     diesel::update(
         api_tokens::table.filter(api_tokens::token_hash.eq(cohorts::api::auth::hash_token(&token))),
     )
-    .set(api_tokens::expires_at.eq(past))
+    .set(api_tokens::expires_at.eq(soon))
     .execute(&mut app.conn())
     .expect("expire token");
+    assert_eq!(app.get("/api/v1/me", &token).await.status(), 200);
+    // Stored times are compared to the second: wait until `soon` is surely past.
+    let past_soon = soon + chrono::Duration::milliseconds(1_100) - Utc::now().naive_utc();
+    tokio::time::sleep(past_soon.to_std().unwrap_or_default()).await;
     assert_eq!(app.get("/api/v1/me", &token).await.status(), 401);
 }
 
@@ -80,6 +86,7 @@ async fn logout_revokes_the_token() {
     let app = spawn_app().await;
     let program = app.create_program("Evening group").await;
     let (_, token) = app.create_user("program_lead", &[program]).await;
+    assert_eq!(app.get("/api/v1/me", &token).await.status(), 200);
     let response = app.post("/api/v1/auth/logout", &token, &json!({})).await;
     assert_eq!(response.status(), 204);
     assert_eq!(app.get("/api/v1/me", &token).await.status(), 401);
@@ -90,6 +97,7 @@ async fn an_admin_can_revoke_every_token_of_a_user() {
     let app = spawn_app().await;
     let program = app.create_program("Evening group").await;
     let (id, token) = app.create_user("program_lead", &[program]).await;
+    assert_eq!(app.get("/api/v1/me", &token).await.status(), 200);
     let response = app
         .post(
             &format!("/api/v1/users/{id}/revoke-tokens"),

@@ -182,28 +182,34 @@ pub fn insert_token(
 
 /// The user holding a live token (not expired, not revoked) with their program ids, in
 /// one query: this runs on every API request.
+/// The user behind an unexpired, unrevoked token, their programs, and when the token
+/// expires.
 pub fn find_by_token(
     conn: &mut DbConnection,
     token_hash: &str,
     now: NaiveDateTime,
-) -> QueryResult<Option<(UserRow, Vec<i64>)>> {
-    let rows: Vec<(UserRow, Option<i64>)> = api_tokens::table
+) -> QueryResult<Option<(UserRow, Vec<i64>, NaiveDateTime)>> {
+    let rows: Vec<(UserRow, Option<i64>, NaiveDateTime)> = api_tokens::table
         .inner_join(users::table.left_join(user_programs::table))
         .filter(api_tokens::token_hash.eq(token_hash))
         .filter(api_tokens::expires_at.gt(now))
         .filter(api_tokens::revoked_at.is_null())
-        .select((users::all_columns, user_programs::program_id.nullable()))
+        .select((
+            users::all_columns,
+            user_programs::program_id.nullable(),
+            api_tokens::expires_at,
+        ))
         .order(user_programs::program_id)
         .load(conn)?;
     let mut rows = rows.into_iter();
-    let Some((user, first_program)) = rows.next() else {
+    let Some((user, first_program, expires_at)) = rows.next() else {
         return Ok(None);
     };
     let programs = first_program
         .into_iter()
-        .chain(rows.filter_map(|(_, program)| program))
+        .chain(rows.filter_map(|(_, program, _)| program))
         .collect();
-    Ok(Some((user, programs)))
+    Ok(Some((user, programs, expires_at)))
 }
 
 pub fn revoke_token(

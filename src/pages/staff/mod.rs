@@ -217,12 +217,7 @@ pub struct CsrfForm {
 
 async fn logout(state: web::Data<AppState>, staff: Staff, form: web::Form<CsrfForm>) -> PageResult {
     staff.check_csrf(&state.secret_key, &form.csrf)?;
-    let token_hash = crate::api::auth::hash_token(&staff.token);
-    db(&state, move |conn| {
-        crate::db::models::user::revoke_token(conn, &token_hash, crate::db::now())?;
-        Ok(())
-    })
-    .await?;
+    crate::api::auth::revoke(&state, crate::api::auth::hash_token(&staff.token)).await?;
     let mut response = redirect("/staff/login");
     response
         .add_cookie(&session::removal(session::SESSION_COOKIE, "/"))
