@@ -604,7 +604,13 @@ pub fn sample_context(kind: &str, public_url: &str) -> Value {
         "follow_ups_url": format!("{public_url}/staff/follow-ups"),
         "escalate_after_hours": 72,
     });
-    if !email::is_patient_kind(kind) {
+    if email::is_patient_kind(kind) {
+        // Kinds sent to patients and staff alike (session notices) preview as the
+        // patient's version: the staff page link is what selects the staff one.
+        if let Some(fields) = context.as_object_mut() {
+            fields.remove("cohort_url");
+        }
+    } else {
         context["unsubscribe_url"] = json!(null);
     }
     context

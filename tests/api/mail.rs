@@ -716,6 +716,13 @@ async fn leads_preview_every_template_with_sample_data() {
         let body: Value = response.json().await.expect("preview");
         assert!(!body["subject"].as_str().expect("subject").is_empty());
         assert!(body["html"].as_str().expect("html").contains("<p>"));
+        // Patient kinds preview as the patient reads them: the unsubscribe line, no
+        // staff page.
+        if cohorts::email::is_patient_kind(kind) {
+            let text = body["text"].as_str().expect("text");
+            assert!(text.contains("Stop these emails"), "{kind}: {text}");
+            assert!(!text.contains("/staff/"), "{kind}: {text}");
+        }
     }
     assert_eq!(
         app.get("/api/v1/email-templates/nonsense/preview", &lead)
