@@ -7,7 +7,7 @@
 use crate::db::models::cohort as cohorts;
 use crate::db::models::patient as patients;
 use crate::db::models::user as users;
-use crate::db::schema::{cohort_members, outbox, sessions};
+use crate::db::schema::{cohort_members, outbox};
 use crate::db::DbConnection;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -151,16 +151,10 @@ pub fn enqueue_welcome(
     patient_id: i64,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    let cohort = cohorts::find(conn, cohort_id)?;
-    let upcoming: i64 = sessions::table
-        .filter(sessions::cohort_id.eq(cohort_id))
-        .filter(sessions::status.eq("scheduled"))
-        .filter(sessions::starts_at.gt(now))
-        .count()
-        .get_result(conn)?;
-    if upcoming == 0 {
+    if !cohorts::has_session_ahead(conn, cohort_id, now)? {
         return Ok(0);
     }
+    let cohort = cohorts::find(conn, cohort_id)?;
     // A patient who re-joins the same cohort is welcomed once per membership.
     let memberships: i64 = cohort_members::table
         .filter(cohort_members::cohort_id.eq(cohort_id))
@@ -382,16 +376,10 @@ pub fn enqueue_team_change(
     if changed.is_empty() && removed.is_empty() {
         return Ok(0);
     }
-    let cohort = cohorts::find(conn, cohort_id)?;
-    let upcoming: i64 = sessions::table
-        .filter(sessions::cohort_id.eq(cohort_id))
-        .filter(sessions::status.eq("scheduled"))
-        .filter(sessions::starts_at.gt(now))
-        .count()
-        .get_result(conn)?;
-    if upcoming == 0 {
+    if !cohorts::has_session_ahead(conn, cohort_id, now)? {
         return Ok(0);
     }
+    let cohort = cohorts::find(conn, cohort_id)?;
     let mut queued = 0;
     for (facilitator_id, role, previous_role) in changed {
         // Only the latest news about this team stands.

@@ -251,6 +251,22 @@ pub fn sessions_of(conn: &mut DbConnection, cohort_ids: &[i64]) -> QueryResult<V
         .load(conn)
 }
 
+/// Whether a cohort still has a scheduled session ahead of `now` (mail about a cohort
+/// that has none would announce nothing).
+pub fn has_session_ahead(
+    conn: &mut DbConnection,
+    cohort_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        sessions::table
+            .filter(sessions::cohort_id.eq(cohort_id))
+            .filter(sessions::status.eq("scheduled"))
+            .filter(sessions::starts_at.gt(now)),
+    ))
+    .get_result(conn)
+}
+
 pub fn find_session(conn: &mut DbConnection, id: i64) -> QueryResult<SessionRow> {
     sessions::table.find(id).first(conn)
 }
