@@ -47,13 +47,18 @@ pub fn compose(
     }
 }
 
-fn zone(name: Option<&str>, fallback: &str) -> Tz {
+/// The recipient's zone, else the fallback (the program's), else UTC.
+pub(crate) fn zone(name: Option<&str>, fallback: &str) -> Tz {
     name.and_then(|z| z.parse().ok())
         .or_else(|| fallback.parse().ok())
         .unwrap_or(chrono_tz::UTC)
 }
 
-fn place(program: &ProgramRow, cohort: Option<&CohortRow>) -> (Option<String>, Option<String>) {
+/// Where the group meets: the cohort's venue and join URL, else the program's.
+pub(crate) fn place(
+    program: &ProgramRow,
+    cohort: Option<&CohortRow>,
+) -> (Option<String>, Option<String>) {
     (
         cohort
             .and_then(|c| c.venue.clone())
@@ -267,7 +272,11 @@ fn program_tz(program: &ProgramRow) -> Tz {
     program.timezone.parse().unwrap_or(chrono_tz::UTC)
 }
 
-fn is_active_member(conn: &mut DbConnection, cohort_id: i64, patient_id: i64) -> QueryResult<bool> {
+pub(crate) fn is_active_member(
+    conn: &mut DbConnection,
+    cohort_id: i64,
+    patient_id: i64,
+) -> QueryResult<bool> {
     use crate::db::schema::cohort_members;
     cohort_members::table
         .filter(cohort_members::cohort_id.eq(cohort_id))

@@ -10,7 +10,7 @@ use crate::db::schema::{patients as patient_table, rsvps};
 use crate::db::{write_transaction, DbConnection};
 use crate::email::links::{self, LinkClaims, LinkError, Purpose};
 use crate::email::{self};
-use crate::jobs::{self, Mailer};
+use crate::jobs::{self, compose, Mailer};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -119,12 +119,26 @@ fn verify(state: &AppState, token: &str) -> Result<LinkClaims, PageError> {
     links::verify(&state.secret_key, token, Utc::now()).map_err(PageError::Link)
 }
 
-/// The session page's data, as the patient reads it.
+/// The session page's data, as the patient reads it, and the cohort it belongs to.
+struct SessionPage {
+    context: Value,
+    cohort_id: i64,
+    program_id: i64,
+}
+
+fn response_label(response: &str) -> &'static str {
+    if response == "yes" {
+        "I'll be there"
+    } else {
+        "I can't make it"
+    }
+}
+
 fn session_context(
     conn: &mut DbConnection,
     claims: &LinkClaims,
     token: &str,
-) -> Result<Value, PageError> {
+) -> Result<SessionPage, PageError> {
     let session_id = claims
         .session_id
         .ok_or(PageError::Link(LinkError::Invalid))?;
@@ -135,12 +149,8 @@ fn session_context(
         return Err(PageError::Link(LinkError::Invalid));
     }
     let program = programs::find(conn, cohort.program_id)?;
-    let tz: chrono_tz::Tz = patient
-        .timezone
-        .as_deref()
-        .and_then(|z| z.parse().ok())
-        .or_else(|| program.timezone.parse().ok())
-        .unwrap_or(chrono_tz::UTC);
+    let tz = compose::zone(patient.timezone.as_deref(), &program.timezone);
+    let (venue, join_url) = compose::place(&program, Some(&cohort));
     let response: Option<String> = rsvps::table
         .filter(rsvps::session_id.eq(session_id))
         .filter(rsvps::patient_id.eq(patient.id))
@@ -151,19 +161,23 @@ fn session_context(
     let open = session.status == "scheduled" && starts > Utc::now();
     // A peer circle is voluntary: its members can leave from any meeting link.
     let in_circle = cohort.kind == cohorts::KIND_PEER_SUPPORT
-        && cohorts::active_member_ids(conn, cohort.id)?.contains(&patient.id);
-    Ok(json!({
-        "title": "Your group meeting",
-        "when": email::format_when(starts, tz),
-        "venue": cohort.venue.or(program.venue),
-        "join_url": cohort.join_url.or(program.join_url),
-        "cancelled": session.status == "cancelled",
-        "open": open,
-        "response": response.map(|r| if r == "yes" { "I'll be there" } else { "I can't make it" }),
-        "rsvp_action": format!("/p/{token}/rsvp"),
-        "leave_action": in_circle.then(|| format!("/p/{token}/leave")),
-        "unsubscribe_url": format!("/p/{token}/unsubscribe"),
-    }))
+        && compose::is_active_member(conn, cohort.id, patient.id)?;
+    Ok(SessionPage {
+        context: json!({
+            "title": "Your group meeting",
+            "when": email::format_when(starts, tz),
+            "venue": venue,
+            "join_url": join_url,
+            "cancelled": session.status == "cancelled",
+            "open": open,
+            "response": response.as_deref().map(response_label),
+            "rsvp_action": format!("/p/{token}/rsvp"),
+            "leave_action": in_circle.then(|| format!("/p/{token}/leave")),
+            "unsubscribe_url": format!("/p/{token}/unsubscribe"),
+        }),
+        cohort_id: cohort.id,
+        program_id: cohort.program_id,
+    })
 }
 
 async fn show(
@@ -189,7 +203,10 @@ async fn show(
             Err(error) => error_page(&mailer, error),
         };
     }
-    let result = blocking(&state, move |conn| session_context(conn, &claims, &token)).await;
+    let result = blocking(&state, move |conn| {
+        session_context(conn, &claims, &token).map(|page| page.context)
+    })
+    .await;
     match result {
         Ok(context) => page(&mailer, StatusCode::OK, "session", &context),
         Err(error) => error_page(&mailer, error),
@@ -229,7 +246,7 @@ async fn rsvp(
     let result = blocking(&state, move |conn| {
         write_transaction(conn, |conn| {
             // Validates the link against the data before anything is written.
-            let context = session_context(conn, &claims, &token)?;
+            let mut context = session_context(conn, &claims, &token)?.context;
             if context["open"] != json!(true) {
                 return Err(PageError::Gone(
                     "This meeting has already started or was cancelled, so the answer cannot be changed.",
@@ -248,7 +265,8 @@ async fn rsvp(
                 .do_update()
                 .set((rsvps::response.eq(response), rsvps::at.eq(now)))
                 .execute(c))?;
-            session_context(conn, &claims, &token)
+            context["response"] = json!(response_label(response));
+            Ok(context)
         })
     })
     .await;
@@ -272,21 +290,20 @@ async fn leave_circle(
     };
     let result = blocking(&state, move |conn| {
         write_transaction(conn, |conn| {
-            let context = session_context(conn, &claims, &token)?;
+            let SessionPage {
+                context,
+                cohort_id,
+                program_id,
+            } = session_context(conn, &claims, &token)?;
             if context["leave_action"].is_null() {
                 return Err(PageError::Gone(
                     "You are not a member of this circle any more.",
                 ));
             }
-            let session_id = claims
-                .session_id
-                .ok_or(PageError::Link(LinkError::Invalid))?;
-            let cohort_id = cohorts::find_session(conn, session_id)?.cohort_id;
             let now = crate::db::now();
             cohorts::withdraw_member(conn, cohort_id, claims.patient_id, "left by link", now)?;
             patients::set_status(conn, &[claims.patient_id], "completed", now)?;
             crate::jobs::cancel_for_patient(conn, claims.patient_id, "left the circle", now)?;
-            let program_id = cohorts::find(conn, cohort_id)?.program_id;
             crate::db::audit::record(
                 conn,
                 crate::db::audit::AuditEvent {
