@@ -153,21 +153,19 @@ pub async fn record_attendance(
                 .collect();
             let mut written = 0;
             let mut amendments = Vec::new();
+            let mut fresh = Vec::new();
             for input in &records_in {
                 match existing.get(&input.patient_id) {
-                    None => {
-                        records::insert(conn, &[records::NewRecord {
-                            cohort_id: cohort.id,
-                            session_id,
-                            patient_id: input.patient_id,
-                            status: input.status.as_str(),
-                            note: input.note.as_deref(),
-                            recorded_by: actor.id,
-                            recorded_at: now,
-                            updated_at: now,
-                        }])?;
-                        written += 1;
-                    }
+                    None => fresh.push(records::NewRecord {
+                        cohort_id: cohort.id,
+                        session_id,
+                        patient_id: input.patient_id,
+                        status: input.status.as_str(),
+                        note: input.note.as_deref(),
+                        recorded_by: actor.id,
+                        recorded_at: now,
+                        updated_at: now,
+                    }),
                     Some(old) if old.status == input.status.as_str() && old.note == input.note => {}
                     Some(old) => {
                         if old.recorded_at + AMEND_AFTER < now {
@@ -187,6 +185,7 @@ pub async fn record_attendance(
                     }
                 }
             }
+            written += records::insert(conn, &fresh)?;
             if session.status == "scheduled" {
                 cohorts::set_session_status(conn, session_id, "held", now)?;
             }
@@ -411,7 +410,7 @@ async fn program_report(
             .is_some_and(|accept| accept.contains("text/csv")),
         Some(_) => return Err(AppError::field("format", "must be json or csv")),
     };
-    let (members, cohorts_summary) = report_data(&state, actor, program_id, from, to).await?;
+    let members = report_data(&state, actor, program_id, from, to).await?;
     if wants_csv {
         return Ok(HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")
@@ -427,7 +426,7 @@ async fn program_report(
         program_id,
         from,
         to,
-        cohorts: cohorts_summary,
+        cohorts: cohort_summary(&members),
         members,
     }))
 }
@@ -441,27 +440,36 @@ struct ProgramReport {
     members: Vec<MemberReport>,
 }
 
-/// The program report for a lead: per member, and per cohort as JSON values.
+/// A report's range, program-local days with `to` inclusive, as UTC instants; `None`
+/// leaves that side open.
+pub fn report_bounds(
+    tz: chrono_tz::Tz,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> (Option<NaiveDateTime>, Option<NaiveDateTime>) {
+    let local_midnight = |date: NaiveDate| -> NaiveDateTime {
+        crate::domain::schedule::local_to_utc(tz, date, chrono::NaiveTime::MIN).naive_utc()
+    };
+    (
+        from.map(local_midnight),
+        to.and_then(|d| d.succ_opt()).map(local_midnight),
+    )
+}
+
+/// The program report for a lead, one row per member per cohort.
 pub async fn report_data(
     state: &web::Data<AppState>,
     actor: CurrentUser,
     program_id: i64,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
-) -> AppResult<(Vec<MemberReport>, Vec<Value>)> {
-    let (members, cohorts_summary) = db(state, move |conn| {
+) -> AppResult<Vec<MemberReport>> {
+    db(state, move |conn| {
         let program = program_context(conn, program_id)?;
         actor.require_lead_of(program_id)?;
-        // Dates are program-local days; `to` is inclusive.
-        let local_midnight = |date: NaiveDate| -> NaiveDateTime {
-            crate::domain::schedule::local_to_utc(program.tz, date, chrono::NaiveTime::MIN)
-                .naive_utc()
-        };
-        let start = from.map(local_midnight);
-        let end = to.and_then(|d| d.succ_opt()).map(local_midnight);
-        let tallies = records::program_tallies(conn, program_id, start, end)?;
+        let (start, end) = report_bounds(program.tz, from, to);
         let threshold = program.rules.attendance.completion_threshold;
-        let members: Vec<MemberReport> = tallies
+        Ok(records::program_tallies(conn, program_id, start, end)?
             .into_iter()
             .map(|t| MemberReport {
                 cohort_id: t.cohort_id,
@@ -475,31 +483,33 @@ pub async fn report_data(
                 rate: attendance_rate(t.attended as u32, t.held as u32),
                 completed: completed(t.attended as u32, t.held as u32, threshold),
             })
-            .collect();
-        let mut by_cohort: BTreeMap<i64, Vec<&MemberReport>> = BTreeMap::new();
-        for member in &members {
-            by_cohort.entry(member.cohort_id).or_default().push(member);
-        }
-        let summary: Vec<Value> = by_cohort
-            .into_iter()
-            .map(|(cohort_id, rows)| {
-                let held: i64 = rows.iter().map(|r| r.held).sum();
-                let attended: i64 = rows.iter().map(|r| r.attended).sum();
-                let done = rows.iter().filter(|r| r.completed).count();
-                json!({
-                    "cohort_id": cohort_id,
-                    "members": rows.len(),
-                    "sessions_held": rows.iter().map(|r| r.held).max().unwrap_or(0),
-                    "attendance_rate": attendance_rate(attended as u32, held as u32),
-                    "completed_members": done,
-                    "completion_rate": done as f64 / rows.len().max(1) as f64,
-                })
-            })
-            .collect();
-        Ok((members, summary))
+            .collect())
     })
-    .await?;
-    Ok((members, cohorts_summary))
+    .await
+}
+
+/// Per cohort, from the members' rows: rate, sessions held, completion.
+pub fn cohort_summary(members: &[MemberReport]) -> Vec<Value> {
+    let mut by_cohort: BTreeMap<i64, Vec<&MemberReport>> = BTreeMap::new();
+    for member in members {
+        by_cohort.entry(member.cohort_id).or_default().push(member);
+    }
+    by_cohort
+        .into_iter()
+        .map(|(cohort_id, rows)| {
+            let held: i64 = rows.iter().map(|r| r.held).sum();
+            let attended: i64 = rows.iter().map(|r| r.attended).sum();
+            let done = rows.iter().filter(|r| r.completed).count();
+            json!({
+                "cohort_id": cohort_id,
+                "members": rows.len(),
+                "sessions_held": rows.iter().map(|r| r.held).max().unwrap_or(0),
+                "attendance_rate": attendance_rate(attended as u32, held as u32),
+                "completed_members": done,
+                "completion_rate": done as f64 / rows.len().max(1) as f64,
+            })
+        })
+        .collect()
 }
 
 /// The per-member report as CSV (a header row even when empty).

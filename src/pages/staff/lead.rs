@@ -6,7 +6,9 @@ use super::failed_mail::failed_mail;
 use super::render::PageError;
 use super::session::Staff;
 use super::{page, CsrfForm, PageResult};
-use crate::api::attendance::{parse_date, report_csv as csv_of, report_data};
+use crate::api::attendance::{
+    cohort_summary, parse_date, report_bounds, report_csv as csv_of, report_data,
+};
 use crate::api::cohorts::program_context;
 use crate::api::{db, AppState};
 use crate::db::models::attendance as records;
@@ -333,31 +335,20 @@ pub async fn report(
 ) -> PageResult {
     let program_id = path.into_inner();
     let (from, to) = report_range(&query)?;
-    let (members, summary) = report_data(&state, staff.user.clone(), program_id, from, to).await?;
-    let (row, program, by_seq) = db(&state, move |conn| {
+    let members = report_data(&state, staff.user.clone(), program_id, from, to).await?;
+    let summary = cohort_summary(&members);
+    let (row, by_seq) = db(&state, move |conn| {
         let row = program::find(conn, program_id)?;
         let program = ProgramContext::try_from(&row)?;
-        let bound = |date: Option<NaiveDate>, fallback: NaiveDate| {
-            crate::domain::schedule::local_to_utc(
-                program.tz,
-                date.unwrap_or(fallback),
-                chrono::NaiveTime::MIN,
-            )
-            .naive_utc()
-        };
-        let start = bound(
-            from,
-            NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default(),
-        );
-        let end = bound(
-            to.and_then(|d| d.succ_opt()),
-            NaiveDate::from_ymd_opt(9999, 12, 30).unwrap_or_default(),
-        );
+        let (start, end) = report_bounds(program.tz, from, to);
+        // Open sides as dates both backends store and compare (SQLite compares text).
+        let far = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default().into();
+        let start = start.unwrap_or_else(|| far(1900, 1, 1));
+        let end = end.unwrap_or_else(|| far(9999, 12, 30));
         let by_seq = super::queries::rates_by_session_number(conn, program_id, start, end)?;
-        Ok((row, program, by_seq))
+        Ok((row, by_seq))
     })
     .await?;
-    let _ = program;
     let held: i64 = members.iter().map(|m| m.held).sum();
     let attended: i64 = members.iter().map(|m| m.attended).sum();
     let session_bars: Vec<BarInput> = by_seq
@@ -455,7 +446,7 @@ pub async fn report_csv(
 ) -> PageResult {
     let program_id = path.into_inner();
     let (from, to) = report_range(&query)?;
-    let (members, _) = report_data(&state, staff.user.clone(), program_id, from, to).await?;
+    let members = report_data(&state, staff.user.clone(), program_id, from, to).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
