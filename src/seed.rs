@@ -346,7 +346,7 @@ fn demo(conn: &mut DbConnection) -> AppResult<SeedReport> {
     // Active, three sessions in; the latest still waits for its attendance.
     let recent = group(conn, 6, 3 * 7 + 6, last_slot - Duration::weeks(2))?;
     // Forming and full: first session next week.
-    let forming = group(
+    group(
         conn,
         12,
         5,
@@ -407,7 +407,6 @@ fn demo(conn: &mut DbConnection) -> AppResult<SeedReport> {
         cohorts::set_session_status(conn, session.id, "cancelled", now)?;
     }
     set_cohort_status(conn, cancelled, "cancelled")?;
-    let _ = forming;
 
     // The waitlist: six who can form a cohort now, two near or past the maximum wait.
     patients_dosed(conn, &program, 200, &[3, 4, 5, 6, 8, 9], now)?;
@@ -424,7 +423,6 @@ fn demo(conn: &mut DbConnection) -> AppResult<SeedReport> {
 pub const LARGE_COHORTS: usize = 1_000;
 pub const LARGE_SESSIONS: usize = 12;
 pub const LARGE_MEMBERS: usize = 10;
-const BATCH: usize = 1_000;
 
 /// 1,000 completed cohorts × 12 held sessions × 10 members, with attendance for every
 /// member at every session, in batched inserts. Returns (program id, records written).
@@ -525,8 +523,7 @@ fn large_program(conn: &mut DbConnection) -> AppResult<(i64, usize)> {
     }
     // A small deterministic generator: most attend, some are late, absent or excused.
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut marks = Vec::with_capacity(BATCH);
-    let mut written = 0;
+    let mut marks = Vec::new();
     for session in &stored {
         for patient_id in by_cohort
             .get(&session.cohort_id)
@@ -553,12 +550,9 @@ fn large_program(conn: &mut DbConnection) -> AppResult<(i64, usize)> {
                 recorded_at: session.starts_at + Duration::hours(3),
                 updated_at: session.starts_at + Duration::hours(3),
             });
-            if marks.len() == BATCH {
-                written += records::insert(conn, &marks)?;
-                marks.clear();
-            }
         }
     }
-    written += records::insert(conn, &marks)?;
+    // `insert` writes in batches of 1,000.
+    let written = records::insert(conn, &marks)?;
     Ok((program_id, written))
 }

@@ -1,29 +1,20 @@
 //! Where mail goes: an SMTP server through a pooled lettre transport, .eml files under
-//! data/outbox when no server is configured, or memory (unit tests).
+//! data/outbox when no server is configured.
 
 use anyhow::Context;
 use lettre::address::Envelope;
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Connections kept open to the SMTP server; the worker sends this many at once.
 pub const SMTP_POOL_SIZE: u32 = 32;
 
-/// A message as handed to a transport.
-#[derive(Debug, Clone)]
-pub struct SentMail {
-    pub to: Vec<String>,
-    pub raw: Vec<u8>,
-}
-
 #[derive(Clone)]
 pub enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     File(PathBuf),
-    Memory(Arc<Mutex<Vec<SentMail>>>),
 }
 
 impl Transport {
@@ -37,11 +28,6 @@ impl Transport {
             Some(url) => Ok(Transport::Smtp(smtp(url)?)),
             None => Ok(Transport::File(data_dir.join("outbox"))),
         }
-    }
-
-    pub fn memory() -> (Transport, Arc<Mutex<Vec<SentMail>>>) {
-        let store = Arc::new(Mutex::new(Vec::new()));
-        (Transport::Memory(store.clone()), store)
     }
 
     /// Hands one formatted message to the transport. The error text names no recipient.
@@ -74,16 +60,6 @@ impl Transport {
                 .await
                 .map_err(|error| format!("file transport: {error}"))?
                 .map_err(|error| format!("file transport: {error}"))
-            }
-            Transport::Memory(store) => {
-                let mut sent = store
-                    .lock()
-                    .map_err(|_| "memory transport poisoned".to_string())?;
-                sent.push(SentMail {
-                    to: envelope.to().iter().map(ToString::to_string).collect(),
-                    raw: raw.to_vec(),
-                });
-                Ok(())
             }
         }
     }

@@ -180,10 +180,8 @@ pub fn insert_token(
         .map(|_| ())
 }
 
-/// The user holding a live token (not expired, not revoked) with their program ids, in
-/// one query: this runs on every API request.
-/// The user behind an unexpired, unrevoked token, their programs, and when the token
-/// expires.
+/// The user holding a live token (not expired, not revoked), their program ids, and when
+/// the token expires, in one query: this runs whenever a token is not in the cache.
 pub fn find_by_token(
     conn: &mut DbConnection,
     token_hash: &str,
