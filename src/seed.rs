@@ -10,7 +10,6 @@ use crate::db::models::user::{self as users, Role};
 use crate::db::schema;
 use crate::db::{write_transaction, DbConnection};
 use crate::domain::program::ProgramRules;
-use crate::domain::staffing as staffing_rules;
 use crate::domain::Modality;
 use crate::error::{AppError, AppResult};
 use crate::planning::attendance as consequences;
@@ -175,19 +174,7 @@ fn auto_staff(
     now: NaiveDateTime,
 ) -> AppResult<()> {
     let cohort = cohorts::find(conn, id)?;
-    let rules = staffing_io::rules_for(program, &cohort.kind);
-    let need = staffing_io::need_of(conn, program, &cohort)?;
-    let profiles = staffing_io::load_profiles(conn, program.id, &[id])?;
-    if let Some(result) = staffing_rules::staff(&rules, &[need], &profiles).first() {
-        staffing_io::apply(
-            conn,
-            id,
-            &result.team,
-            &staffing_io::gap_texts(result),
-            None,
-            now,
-        )?;
-    }
+    staffing_io::auto_staff(conn, program, &cohort, None, now)?;
     Ok(())
 }
 

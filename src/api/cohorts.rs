@@ -448,11 +448,11 @@ async fn create(
                 now,
             )?;
             let cohort = cohorts::find(conn, id)?;
-            let rules = staffing_io::rules_for(&program, &kind);
-            let need = staffing_io::need_of(conn, &program, &cohort)?;
-            let profiles = staffing_io::load_profiles(conn, program.id, &[id])?;
             match request.facilitators {
                 Some(team) => {
+                    let rules = staffing_io::rules_for(&program, &kind);
+                    let need = staffing_io::need_of(conn, &program, &cohort)?;
+                    let profiles = staffing_io::load_profiles(conn, program.id, &[id])?;
                     let team: Vec<Assignment> = team
                         .into_iter()
                         .map(|m| Assignment {
@@ -469,17 +469,7 @@ async fn create(
                     staffing_io::apply(conn, id, &team, &violations, reason.as_deref(), now)?;
                 }
                 None => {
-                    let result = staffing::staff(&rules, &[need], &profiles);
-                    if let Some(result) = result.first() {
-                        staffing_io::apply(
-                            conn,
-                            id,
-                            &result.team,
-                            &staffing_io::gap_texts(result),
-                            reason.as_deref(),
-                            now,
-                        )?;
-                    }
+                    staffing_io::auto_staff(conn, &program, &cohort, reason.as_deref(), now)?;
                 }
             }
             if let Some(reason) = &reason {
@@ -768,21 +758,9 @@ async fn auto_staff(
         write_transaction(conn, |conn| {
             let cohort = cohort_for_lead(conn, &actor, id)?;
             let program = program_context(conn, cohort.program_id)?;
-            let rules = staffing_io::rules_for(&program, &cohort.kind);
-            let need = staffing_io::need_of(conn, &program, &cohort)?;
-            let profiles = staffing_io::load_profiles(conn, program.id, &[id])?;
-            let result = staffing::staff(&rules, &[need], &profiles);
-            let result = result
-                .first()
-                .ok_or_else(|| anyhow::anyhow!("staffing returned nothing"))?;
-            staffing_io::apply(
-                conn,
-                id,
-                &result.team,
-                &staffing_io::gap_texts(result),
-                None,
-                database::now(),
-            )?;
+            if !staffing_io::auto_staff(conn, &program, &cohort, None, database::now())? {
+                return Err(anyhow::anyhow!("staffing returned nothing").into());
+            }
             audit::record(
                 conn,
                 AuditEvent {

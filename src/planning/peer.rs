@@ -364,23 +364,7 @@ pub fn create_circle(
         now,
     )?;
     let circle = cohorts::find(conn, id)?;
-    let need = staffing_io::need_of(conn, program, &circle)?;
-    let profiles = staffing_io::load_profiles(conn, program.id, &[id])?;
-    let staffed = crate::domain::staffing::staff(
-        &staffing_io::rules_for(program, cohorts::KIND_PEER_SUPPORT),
-        &[need],
-        &profiles,
-    );
-    if let Some(result) = staffed.first() {
-        staffing_io::apply(
-            conn,
-            id,
-            &result.team,
-            &staffing_io::gap_texts(result),
-            None,
-            now,
-        )?;
-    }
+    staffing_io::auto_staff(conn, program, &circle, None, now)?;
     Ok(id)
 }
 

@@ -198,6 +198,35 @@ pub fn apply(
     Ok(())
 }
 
+/// Staffs a cohort automatically and writes the team (with any gaps). `false` when the
+/// planner returned nothing for it.
+pub fn auto_staff(
+    conn: &mut DbConnection,
+    program: &ProgramContext,
+    cohort: &cohorts::CohortRow,
+    override_reason: Option<&str>,
+    now: NaiveDateTime,
+) -> AppResult<bool> {
+    let rules = rules_for(program, &cohort.kind);
+    let need = need_of(conn, program, cohort)?;
+    let profiles = load_profiles(conn, program.id, &[cohort.id])?;
+    let Some(result) = crate::domain::staffing::staff(&rules, &[need], &profiles)
+        .into_iter()
+        .next()
+    else {
+        return Ok(false);
+    };
+    apply(
+        conn,
+        cohort.id,
+        &result.team,
+        &gap_texts(&result),
+        override_reason,
+        now,
+    )?;
+    Ok(true)
+}
+
 pub fn role_name(role: Role) -> &'static str {
     match role {
         Role::Lead => "lead",
