@@ -50,7 +50,7 @@ pub struct BarInput {
     pub class: &'static str,
 }
 
-/// Horizontal bars against a scale of `0..=max` with `tick_count` grid lines.
+/// Horizontal bars against a scale of `0..=max` with five grid lines (0, ¼, ½, ¾, max).
 pub fn bar_chart(
     id: &str,
     title: &str,

@@ -10,11 +10,11 @@ use serde::Serialize;
 pub struct FailedMail {
     pub id: i64,
     pub kind: String,
-    /// Who it was for, as staff may see it (a name or an address).
+    /// Who it was for as type and id (`patient 12`): no name or address on the page.
     pub recipient: String,
     pub attempts: i32,
     pub last_error: String,
-    /// Program-local, formatted for display.
+    /// When it last failed, in UTC, formatted for display.
     pub failed_at: String,
 }
 
