@@ -313,7 +313,11 @@ async fn list(
     let active = params.active;
     let with_load = params.with_load.unwrap_or(false);
     let views = db(&state, move |conn| {
-        let now = database::now();
+        let mut loads = if with_load {
+            crate::planning::staffing::loads(conn, database::now())?
+        } else {
+            std::collections::HashMap::new()
+        };
         facilitators::list(conn, active)?
             .into_iter()
             .map(|row| {
@@ -321,7 +325,7 @@ async fn list(
                 let mut view = serde_json::to_value(FacilitatorView::try_from(row)?)
                     .map_err(|e| anyhow::anyhow!("serialising a facilitator: {e}"))?;
                 if with_load {
-                    view["load"] = json!(crate::planning::staffing::load_of(conn, id, now)?);
+                    view["load"] = json!(loads.remove(&id).unwrap_or_default());
                 }
                 Ok(view)
             })

@@ -460,13 +460,14 @@ pub async fn report_csv(
 pub async fn workload(state: web::Data<AppState>, staff: Staff) -> PageResult {
     staff.user.require_lead_or_admin()?;
     let rows = db(&state, move |conn| {
-        let now = crate::db::now();
-        let mut rows = Vec::new();
-        for f in facilitators::list(conn, Some(true))? {
-            let load = crate::planning::staffing::load_of(conn, f.id, now)?;
-            rows.push((f, load));
-        }
-        Ok(rows)
+        let mut loads = crate::planning::staffing::loads(conn, crate::db::now())?;
+        Ok(facilitators::list(conn, Some(true))?
+            .into_iter()
+            .map(|f| {
+                let load = loads.remove(&f.id).unwrap_or_default();
+                (f, load)
+            })
+            .collect::<Vec<_>>())
     })
     .await?;
     let max = rows
