@@ -89,10 +89,15 @@ pub fn plan(
     let mut cohort_ids: Vec<i64> = upcoming.iter().map(|s| s.1).collect();
     cohort_ids.sort_unstable();
     cohort_ids.dedup();
-    let mut members: HashMap<i64, Vec<i64>> = HashMap::new();
-    for (cohort_id, patient_id) in cohorts::active_members_of(conn, &cohort_ids)? {
-        members.entry(cohort_id).or_default().push(patient_id);
-    }
+    let group = |pairs: Vec<(i64, i64)>| {
+        let mut by_cohort: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (cohort_id, person_id) in pairs {
+            by_cohort.entry(cohort_id).or_default().push(person_id);
+        }
+        by_cohort
+    };
+    let members = group(cohorts::active_members_of(conn, &cohort_ids)?);
+    let teams = group(cohorts::teams_of(conn, &cohort_ids)?);
     let mut mails = Vec::new();
     for (session_id, cohort_id, starts_at, revision, program_id) in upcoming {
         let until_start = starts_at - now;
@@ -118,13 +123,13 @@ pub fn plan(
         }
         let roster_in = until_start - Duration::hours(i64::from(ROSTER_HOURS));
         if roster_in <= lookahead {
-            for (team, _) in cohorts::team(conn, cohort_id)? {
+            for facilitator_id in teams.get(&cohort_id).map(Vec::as_slice).unwrap_or(&[]) {
                 mails.push(Mail {
                     kind: "facilitator_roster",
                     entity_type: "session",
                     entity_id: session_id,
                     recipient_type: FACILITATOR,
-                    recipient_id: team.facilitator_id,
+                    recipient_id: *facilitator_id,
                     offset_hours: ROSTER_HOURS,
                     revision,
                     program_id,

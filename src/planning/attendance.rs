@@ -63,6 +63,10 @@ pub fn open_follow_ups(
         return Ok(vec![]);
     }
     let marks = CohortMarks::load(conn, cohort.id)?;
+    let team: Vec<i64> = cohorts::teams_of(conn, &[cohort.id])?
+        .into_iter()
+        .map(|(_, facilitator_id)| facilitator_id)
+        .collect();
     let mut opened = Vec::new();
     for patient_id in patient_ids {
         let streak = marks.streak(*patient_id);
@@ -86,10 +90,6 @@ pub fn open_follow_ups(
                     escalated_at: escalated,
                 };
                 if let Some(id) = records::open_once(conn, &new)? {
-                    let team: Vec<i64> = cohorts::team(conn, cohort.id)?
-                        .into_iter()
-                        .map(|(row, _)| row.facilitator_id)
-                        .collect();
                     crate::jobs::enqueue_follow_up(
                         conn,
                         id,

@@ -404,6 +404,22 @@ pub fn active_members_of(
         .load(conn)
 }
 
+/// (cohort id, facilitator id) of the teams of several cohorts, in `team`'s order.
+pub fn teams_of(conn: &mut DbConnection, cohort_ids: &[i64]) -> QueryResult<Vec<(i64, i64)>> {
+    cohort_facilitators::table
+        .filter(cohort_facilitators::cohort_id.eq_any(cohort_ids.to_vec()))
+        .order((
+            cohort_facilitators::cohort_id,
+            cohort_facilitators::role.desc(),
+            cohort_facilitators::facilitator_id,
+        ))
+        .select((
+            cohort_facilitators::cohort_id,
+            cohort_facilitators::facilitator_id,
+        ))
+        .load(conn)
+}
+
 /// (facilitator, cohort, first session start, last session start).
 pub type CommitmentRow = (i64, i64, Option<NaiveDateTime>, Option<NaiveDateTime>);
 
