@@ -11,8 +11,9 @@ use chrono::{Duration, Utc};
 use cohorts::db::models::cohort::{self as cohorts_db, NewCohort, NewMember, NewSession};
 use cohorts::db::models::patient::{self, NewPatient};
 use cohorts::db::models::program::{self, ProgramFields};
+use cohorts::email::Mailer;
 use cohorts::email::{self, transport, Outgoing, Rendered};
-use cohorts::jobs::{Mailer, Worker, WorkerConfig};
+use cohorts::worker::{Worker, WorkerConfig};
 use lettre::AsyncTransport;
 use smtp_sink::SmtpSink;
 use std::sync::Arc;
@@ -35,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     settings.smtp_url = Some(sink.url());
     settings.secret_key = Some("bench-secret-key-that-is-long-enough-0123456789".into());
     settings.db_pool_size = 24;
-    let pool = cohorts::startup::prepare_database(&settings)?;
+    let pool = cohorts::db::prepare_database(&settings)?;
     seed(&pool, messages)?;
 
     // 1. Through the outbox: plan the reminders, claim, render, send, record.

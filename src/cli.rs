@@ -1,7 +1,8 @@
 //! The `cohorts` command line.
 
+use crate::db::prepare_database;
 use crate::settings::Settings;
-use crate::startup::{prepare_database, Application};
+use crate::startup::Application;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::io::Read;
@@ -78,7 +79,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     match cli.command {
         Command::Serve => serve(settings).await,
-        Command::Worker => crate::jobs::worker::run_standalone(settings).await,
+        Command::Worker => crate::worker::runner::run_standalone(settings).await,
         Command::Migrate => {
             let pool = prepare_database(&settings)?;
             drop(pool);
@@ -100,7 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .read_to_string(&mut password)
                 .context("reading the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']).to_string();
-            let request = crate::api::users::NewUserRequest {
+            let request = crate::service::users::NewUserRequest {
                 email,
                 name,
                 role,
@@ -108,12 +109,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 program_ids: programs,
                 facilitator_id: facilitator,
             };
-            let user = crate::api::users::ValidUser::try_from(request).map_err(describe)?;
-            let hash = crate::api::auth::hash_password(&user.password)?;
+            let user = crate::service::users::ValidUser::try_from(request).map_err(describe)?;
+            let hash = crate::service::auth::hash_password(&user.password)?;
             let pool = prepare_database(&settings)?;
             let mut conn = pool.get()?;
-            let view =
-                crate::api::users::create_user(&mut conn, None, &user, &hash).map_err(describe)?;
+            let view = crate::service::users::create_user(&mut conn, None, &user, &hash)
+                .map_err(describe)?;
             println!(
                 "created user {} ({}) with id {}",
                 view.email, view.role, view.id
@@ -124,10 +125,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn form(settings: &Settings, program_id: i64, dry_run: bool) -> anyhow::Result<()> {
-    use crate::planning::formation;
+    use crate::service::formation;
     let pool = prepare_database(settings)?;
     let mut conn = pool.get()?;
-    let program = crate::api::cohorts::program_context(&mut conn, program_id).map_err(describe)?;
+    let program =
+        crate::service::cohorts::program_context(&mut conn, program_id).map_err(describe)?;
     let now = chrono::Utc::now();
     let outcome = if dry_run {
         formation::form(&mut conn, &program, now, formation::Mode::DryRun)

@@ -12,10 +12,10 @@ use crate::db::{write_transaction, DbConnection};
 use crate::domain::program::ProgramRules;
 use crate::domain::Modality;
 use crate::error::{AppError, AppResult};
-use crate::planning::attendance as consequences;
-use crate::planning::formation::create_cohort;
-use crate::planning::staffing as staffing_io;
-use crate::planning::ProgramContext;
+use crate::service::attendance as consequences;
+use crate::service::formation::create_cohort;
+use crate::service::staffing as staffing_io;
+use crate::service::ProgramContext;
 use crate::types::EmailAddress;
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -63,7 +63,7 @@ fn person(n: usize) -> String {
 }
 
 fn password() -> String {
-    crate::api::auth::new_token()
+    crate::service::auth::new_token()
         .trim_start_matches("coh_")
         .chars()
         .filter(char::is_ascii_alphanumeric)
@@ -238,7 +238,7 @@ fn demo(conn: &mut DbConnection) -> AppResult<SeedReport> {
         },
         now,
     )?;
-    let program = crate::api::cohorts::program_context(conn, program_id)?;
+    let program = crate::service::cohorts::program_context(conn, program_id)?;
     let team = [
         ("Robin Okafor", "therapist"),
         ("Sam Whitfield", "nurse"),
@@ -278,7 +278,7 @@ fn demo(conn: &mut DbConnection) -> AppResult<SeedReport> {
         if users::find_by_email(conn, email.as_str())?.is_some() {
             return Err(AppError::conflict(format!("{email} already exists")));
         }
-        let hash = crate::api::auth::hash_password(&account.password)?;
+        let hash = crate::service::auth::hash_password(&account.password)?;
         let id = users::insert(
             conn,
             &users::NewUser {
@@ -430,7 +430,7 @@ fn large_program(conn: &mut DbConnection) -> AppResult<(i64, usize)> {
         },
         now,
     )?;
-    let program = crate::api::cohorts::program_context(conn, program_id)?;
+    let program = crate::service::cohorts::program_context(conn, program_id)?;
     let recorder = crate::db::models::user::list(conn)?
         .first()
         .map(|u| u.id)

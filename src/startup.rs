@@ -1,10 +1,11 @@
 //! Builds the application: database, migrations, the HTTP server (and, as areas land,
 //! the background worker beside it).
 
-use crate::api::{self, AppState};
-use crate::db::{self, models::user as users, DbPool};
+use crate::api;
+use crate::db::{self, DbPool};
 use crate::settings::Settings;
-use crate::telemetry::{self, Metrics};
+use crate::telemetry::Metrics;
+use crate::web::{self as web_layer, AppState};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
@@ -19,37 +20,41 @@ pub struct Application {
     port: u16,
     server: Server,
     pool: DbPool,
-    worker: Option<crate::jobs::worker::Handle>,
+    worker: Option<crate::worker::runner::Handle>,
     /// Email and one-time password of the admin created on this start, if one was.
     pub initial_admin: Option<(String, String)>,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let pool = prepare_database(&settings)?;
+        let pool = db::prepare_database(&settings)?;
         let initial_admin = {
             let pool = pool.clone();
-            web::block(move || ensure_initial_admin(&pool))
-                .await
-                .context("creating the first admin")??
+            web::block(move || -> anyhow::Result<_> {
+                let mut conn = pool.get()?;
+                crate::service::users::ensure_initial_admin(&mut conn, INITIAL_ADMIN_EMAIL)
+            })
+            .await
+            .context("creating the first admin")??
         };
         let secret_key = settings.secret_key_bytes()?;
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("binding {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let metrics = Arc::new(Metrics::default());
-        let mailer = web::Data::new(crate::jobs::Mailer::from_settings(
+        let mailer = web::Data::new(crate::email::Mailer::from_settings(
             &settings,
             secret_key.clone(),
         )?);
-        let worker = crate::jobs::worker::start_beside_server(&settings, &pool, &mailer, &metrics);
-        let tokens = api::auth::TokenCache::new(std::time::Duration::from_millis(
+        let worker =
+            crate::worker::runner::start_beside_server(&settings, &pool, &mailer, &metrics);
+        let metrics = web::Data::from(metrics);
+        let tokens = web_layer::auth::TokenCache::new(std::time::Duration::from_millis(
             settings.auth_cache_millis,
         ));
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             settings: Arc::new(settings),
-            metrics,
             secret_key: Arc::new(secret_key),
             tokens,
         });
@@ -57,11 +62,14 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(mailer.clone())
-                .configure(api::extractor_errors)
-                .wrap(from_fn(telemetry::observe))
+                .app_data(metrics.clone())
+                .configure(web_layer::extractor_errors)
+                .wrap(from_fn(web_layer::observe::observe))
+                .configure(api::health::config)
+                .configure(web_layer::patient_links::config)
                 .configure(api::config)
                 .configure(crate::pages::config)
-                .default_service(web::to(api::not_found))
+                .default_service(web::to(web_layer::not_found))
         })
         .shutdown_timeout(10)
         .listen(listener)?
@@ -90,43 +98,5 @@ impl Application {
             worker.stop().await;
         }
         served
-    }
-}
-
-/// Opens the pool and applies pending migrations.
-pub fn prepare_database(settings: &Settings) -> anyhow::Result<DbPool> {
-    let pool = db::connect(&settings.database_url, settings.db_pool_size)?;
-    let mut conn = pool.get().context("getting a connection for migrations")?;
-    db::migrate(&mut conn)?;
-    Ok(pool)
-}
-
-/// On a database with no users, creates an admin with a random password so the first
-/// start leads straight to a working login.
-fn ensure_initial_admin(pool: &DbPool) -> anyhow::Result<Option<(String, String)>> {
-    let mut conn = pool.get()?;
-    if users::count(&mut conn)? > 0 {
-        return Ok(None);
-    }
-    let password = crate::api::auth::new_token()
-        .trim_start_matches("coh_")
-        .chars()
-        .take(20)
-        .collect::<String>();
-    let user = crate::api::users::ValidUser {
-        email: crate::types::EmailAddress::parse(INITIAL_ADMIN_EMAIL)
-            .map_err(|error| anyhow::anyhow!(error))?,
-        name: "Administrator".into(),
-        role: users::Role::Admin,
-        password: password.clone(),
-        program_ids: vec![],
-        facilitator_id: None,
-    };
-    let hash = crate::api::auth::hash_password(&password)?;
-    match crate::api::users::create_user(&mut conn, None, &user, &hash) {
-        Ok(_) => Ok(Some((INITIAL_ADMIN_EMAIL.to_string(), password))),
-        // Another instance created it first.
-        Err(crate::error::AppError::Conflict { .. }) => Ok(None),
-        Err(error) => Err(anyhow::anyhow!("creating the first admin: {error}")),
     }
 }

@@ -1,8 +1,8 @@
 //! Reading the audit log: admins see everything, leads their programs.
 
-use super::{db, AppState, CurrentUser};
 use crate::db::audit::{self, AuditQuery};
 use crate::error::AppResult;
+use crate::web::{db, AppState, CurrentUser};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 

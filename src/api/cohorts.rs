@@ -1,12 +1,9 @@
 //! Cohorts: formation, creation by hand, members, staffing and sessions.
 
-use super::auth::CurrentUser;
 use super::patients::refused;
-use super::{db, AppState, Json};
 use crate::db::audit::{self, AuditEvent};
-use crate::db::models::cohort::{self as cohorts, CohortRow};
+use crate::db::models::cohort::{self as cohorts};
 use crate::db::models::patient as patients;
-use crate::db::models::program;
 use crate::db::models::user::Role;
 use crate::db::{self as database, write_transaction, DbConnection};
 use crate::domain::patient::PatientStatus;
@@ -14,13 +11,18 @@ use crate::domain::schedule;
 use crate::domain::staffing::{self as staffing, Assignment, Role as TeamRole};
 use crate::domain::Modality;
 use crate::error::{AppError, AppResult};
-use crate::planning::formation::{self, create_cohort_of_kind};
-use crate::planning::staffing as staffing_io;
-use crate::planning::ProgramContext;
+use crate::service::cohorts::{
+    cohort_document, cohort_for_lead, cohort_for_reader, lead_view, program_context,
+};
+use crate::service::formation::{self, create_cohort_of_kind};
+use crate::service::staffing as staffing_io;
+use crate::service::ProgramContext;
+use crate::web::CurrentUser;
+use crate::web::{db, AppState, Json};
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -52,13 +54,7 @@ async fn complete(
         write_transaction(conn, |conn| {
             let cohort = cohort_for_lead(conn, &actor, id)?;
             let program = program_context(conn, cohort.program_id)?;
-            crate::planning::peer::complete(
-                conn,
-                &program,
-                &cohort,
-                Some(actor.id),
-                database::now(),
-            )
+            crate::service::peer::complete(conn, &program, &cohort, Some(actor.id), database::now())
         })
     })
     .await?;
@@ -87,7 +83,7 @@ async fn peer_circles(
                     .map(|s| s.starts_at.and_utc())
                     .min();
                 let from_cohorts: std::collections::BTreeSet<i64> =
-                    crate::planning::peer::origins(conn, circle.id)?;
+                    crate::service::peer::origins(conn, circle.id)?;
                 let mut view = cohort_document(conn, &circle, true)?;
                 view["capacity"] = json!(program.rules.peer_support.max_size);
                 view["active_members"] = json!(members.len());
@@ -100,10 +96,6 @@ async fn peer_circles(
     })
     .await?;
     Ok(HttpResponse::Ok().json(json!({ "circles": views })))
-}
-
-pub fn program_context(conn: &mut DbConnection, program_id: i64) -> AppResult<ProgramContext> {
-    ProgramContext::try_from(&program::find(conn, program_id)?)
 }
 
 #[derive(Deserialize)]
@@ -144,104 +136,6 @@ async fn form_cohorts(
         HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or_default())
             .json(outcome),
     )
-}
-
-/// Who may read a cohort: a lead of its program, or a facilitator on its team.
-pub fn cohort_for_reader(
-    conn: &mut DbConnection,
-    actor: &CurrentUser,
-    id: i64,
-) -> AppResult<CohortRow> {
-    let cohort = cohorts::find(conn, id)?;
-    actor.require_reader(
-        cohort.program_id,
-        |facilitator_id| {
-            Ok(cohorts::team(conn, id)?
-                .iter()
-                .any(|(row, _)| row.facilitator_id == facilitator_id))
-        },
-        "a facilitator sees only their own cohorts",
-    )?;
-    Ok(cohort)
-}
-
-fn cohort_for_lead(conn: &mut DbConnection, actor: &CurrentUser, id: i64) -> AppResult<CohortRow> {
-    let cohort = cohorts::find(conn, id)?;
-    actor.require_lead_of(cohort.program_id)?;
-    Ok(cohort)
-}
-
-/// The cohort with members, team, staffing and sessions.
-pub fn cohort_document(
-    conn: &mut DbConnection,
-    cohort: &CohortRow,
-    show_reasons: bool,
-) -> AppResult<Value> {
-    let program = program_context(conn, cohort.program_id)?;
-    let members: Vec<Value> = cohorts::members_with_names(conn, cohort.id)?
-        .into_iter()
-        .map(|(member, name)| {
-            let mut view = json!({
-                "patient_id": member.patient_id,
-                "name": name,
-                "status": member.status,
-                "joined_at": member.joined_at.and_utc(),
-                "left_at": member.left_at.map(|at| at.and_utc()),
-            });
-            if show_reasons {
-                view["leave_reason"] = json!(member.leave_reason);
-            }
-            view
-        })
-        .collect();
-    let team: Vec<Value> = cohorts::team(conn, cohort.id)?
-        .into_iter()
-        .map(|(row, name)| json!({"facilitator_id": row.facilitator_id, "name": name, "role": row.role}))
-        .collect();
-    let sessions = cohorts::sessions_of(conn, &[cohort.id])?;
-    let rsvps = crate::jobs::rsvps_of(conn, &sessions.iter().map(|s| s.id).collect::<Vec<_>>())?;
-    let session_views: Vec<Value> = sessions
-        .iter()
-        .map(|s| {
-            let starts = s.starts_at.and_utc();
-            json!({
-                "id": s.id,
-                "seq": s.seq,
-                "starts_at": starts,
-                "ends_at": starts + chrono::Duration::minutes(i64::from(s.duration_minutes)),
-                "local_start": starts.with_timezone(&program.tz).format("%a %Y-%m-%d %H:%M %Z").to_string(),
-                "status": s.status,
-                "rsvp": crate::jobs::rsvp_counts(&rsvps, s.id),
-            })
-        })
-        .collect();
-    let gaps: Vec<String> = serde_json::from_str(&cohort.staffing_gaps).unwrap_or_default();
-    let live: Vec<_> = sessions
-        .iter()
-        .filter(|s| s.status != "cancelled")
-        .collect();
-    Ok(json!({
-        "id": cohort.id,
-        "program_id": cohort.program_id,
-        "kind": cohort.kind,
-        "modality": cohort.modality,
-        "status": cohort.status,
-        "venue": cohort.venue.clone().or(program.venue.clone()),
-        "join_url": cohort.join_url.clone().or(program.join_url.clone()),
-        "first_session_at": live.first().map(|s| s.starts_at.and_utc()),
-        "last_session_at": live.last().map(|s| s.starts_at.and_utc()),
-        "members": members,
-        "facilitators": team,
-        "staffing": {"complete": gaps.is_empty(), "gaps": gaps, "override_reason": cohort.override_reason},
-        "sessions": session_views,
-        "created_at": cohort.created_at.and_utc(),
-    }))
-}
-
-/// The document as a lead sees it, freshly read.
-fn lead_view(conn: &mut DbConnection, id: i64) -> AppResult<Value> {
-    let cohort = cohorts::find(conn, id)?;
-    cohort_document(conn, &cohort, true)
 }
 
 #[derive(Deserialize)]
@@ -657,7 +551,7 @@ async fn withdraw_member(
                 PatientStatus::Withdrawn
             };
             patients::set_status(conn, &[patient_id], after.as_str(), now)?;
-            crate::jobs::cancel_for_patient(conn, patient_id, "left the group", now)?;
+            crate::outbox::cancel_for_patient(conn, patient_id, "left the group", now)?;
             audit::record(
                 conn,
                 AuditEvent {
@@ -844,13 +738,13 @@ async fn patch_session(
             let (action, field) = match change {
                 SessionChange::Reschedule(when) => {
                     cohorts::reschedule_session(conn, id, when.naive_utc(), now)?;
-                    let notice = crate::jobs::SessionNotice::Changed { old_starts_at: session.starts_at };
-                    crate::jobs::enqueue_session_notice(conn, id, notice, now)?;
+                    let notice = crate::outbox::SessionNotice::Changed { old_starts_at: session.starts_at };
+                    crate::outbox::enqueue_session_notice(conn, id, notice, now)?;
                     ("reschedule", "starts_at")
                 }
                 SessionChange::Cancel => {
                     cohorts::set_session_status(conn, id, "cancelled", now)?;
-                    crate::jobs::enqueue_session_notice(conn, id, crate::jobs::SessionNotice::Cancelled, now)?;
+                    crate::outbox::enqueue_session_notice(conn, id, crate::outbox::SessionNotice::Cancelled, now)?;
                     ("cancel", "status")
                 }
                 SessionChange::DidNotTakePlace => {

@@ -1,8 +1,5 @@
 //! Facilitators: who can hold which groups, and when.
 
-use super::auth::CurrentUser;
-use super::patch::{changed_paths, merge_patch};
-use super::{db, AppState, Json};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::facilitator::{self as facilitators, FacilitatorFields, FacilitatorRow};
 use crate::db::models::user::Role;
@@ -11,6 +8,9 @@ use crate::domain::program::{parse_timezone, LocalTime, WeekdayName};
 use crate::domain::{Credential, Modality};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::types::{required_text, EmailAddress};
+use crate::web::patch::{changed_paths, merge_patch};
+use crate::web::CurrentUser;
+use crate::web::{db, AppState, Json};
 use actix_web::{web, HttpResponse};
 use chrono::{NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
@@ -314,7 +314,7 @@ async fn list(
     let with_load = params.with_load.unwrap_or(false);
     let views = db(&state, move |conn| {
         let mut loads = if with_load {
-            crate::planning::staffing::loads(conn, database::now())?
+            crate::service::staffing::loads(conn, database::now())?
         } else {
             std::collections::HashMap::new()
         };
@@ -372,7 +372,8 @@ async fn patch(
                 .map_err(|error| anyhow::anyhow!("serialising a facilitator: {error}"))?;
             let mut after = before.clone();
             merge_patch(&mut after, &patch);
-            let input: FacilitatorInput = super::json::parse_json(after.to_string().as_bytes())?;
+            let input: FacilitatorInput =
+                crate::web::json::parse_json(after.to_string().as_bytes())?;
             let fields = input.validate()?;
             if fields.email != current.email
                 && facilitators::email_taken(conn, &fields.email, Some(id))?
@@ -387,7 +388,7 @@ async fn patch(
                 let now = database::now();
                 facilitators::update(conn, id, &fields, now)?;
                 audit::record(conn, facilitator_audit(&actor, "update", id, changed))?;
-                uncovered = crate::planning::staffing::reassess_cohorts_of(conn, id, now)?;
+                uncovered = crate::service::staffing::reassess_cohorts_of(conn, id, now)?;
             }
             let mut view =
                 serde_json::to_value(FacilitatorView::try_from(facilitators::find(conn, id)?)?)

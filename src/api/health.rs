@@ -1,7 +1,8 @@
 //! Liveness with a real database round-trip, and Prometheus metrics for loopback callers.
 
-use super::{db, AppState};
 use crate::error::AppError;
+use crate::telemetry::Metrics;
+use crate::web::{db, AppState};
 use actix_web::{web, HttpRequest, HttpResponse};
 use diesel::connection::SimpleConnection;
 
@@ -21,7 +22,11 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, AppError> {
     let loopback = req
         .peer_addr()
         .is_some_and(|address| address.ip().is_loopback());
@@ -30,7 +35,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
             "metrics are served to loopback only".into(),
         ));
     }
-    let depth = db(&state, |conn| Ok(crate::jobs::outbox::depth(conn)?)).await?;
+    let depth = db(&state, |conn| Ok(crate::outbox::depth(conn)?)).await?;
     let pool = state.pool.state();
     let mut gauges = vec![
         (
@@ -42,8 +47,8 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
             f64::from(pool.idle_connections),
         ),
     ];
-    gauges.extend(crate::jobs::outbox::depth_gauges(&depth));
+    gauges.extend(crate::outbox::depth_gauges(&depth));
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(&gauges)))
+        .body(metrics.render(&gauges)))
 }

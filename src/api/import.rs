@@ -1,14 +1,14 @@
 //! CSV import of patients: every row or none.
 
-use super::auth::CurrentUser;
 use super::patients::{program_modality, validate_dosing, PatientInput};
-use super::{db, AppState};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::patient::{self as patients, NewConsentEvent, NewPatient};
 use crate::db::models::program;
 use crate::db::{self as database, write_transaction};
 use crate::domain::patient::PatientStatus;
 use crate::error::{AppError, AppResult, FieldErrors};
+use crate::web::CurrentUser;
+use crate::web::{db, AppState};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde_json::json;
@@ -32,7 +32,8 @@ pub async fn import_patients(
     payload: web::Payload,
 ) -> AppResult<HttpResponse> {
     let program_id = path.into_inner();
-    let body = super::json::read_body(&req, &mut payload.into_inner(), MAX_IMPORT_BYTES).await?;
+    let body =
+        crate::web::json::read_body(&req, &mut payload.into_inner(), MAX_IMPORT_BYTES).await?;
     let imported = db(&state, move |conn| {
         let program_row = program::find(conn, program_id)?;
         actor.require_lead_of(program_id)?;

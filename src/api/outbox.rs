@@ -1,11 +1,13 @@
 //! The outbox as leads see it: what is queued, sent, failed (with the last error), and a
 //! retry for failures. Rows carry ids, never bodies. Plus template previews on sample data.
 
-use super::auth::CurrentUser;
-use super::{db, AppState};
+use crate::email::Mailer;
 use crate::email::{self, KINDS};
 use crate::error::{AppError, AppResult};
-use crate::jobs::{compose, outbox, Mailer};
+use crate::outbox;
+use crate::service::mail::retry_failed;
+use crate::web::CurrentUser;
+use crate::web::{db, AppState};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -83,38 +85,6 @@ async fn retry(
     Ok(HttpResponse::Ok().json(view(&row)))
 }
 
-/// Puts a failed message back in the queue; shared with the lead's dashboard.
-pub fn retry_failed(
-    conn: &mut crate::db::DbConnection,
-    actor: &CurrentUser,
-    id: i64,
-) -> AppResult<outbox::OutboxRow> {
-    crate::db::write_transaction(conn, |conn| {
-        let row = outbox::find(conn, id)?;
-        actor.require_lead_of(row.program_id)?;
-        if row.status != outbox::FAILED {
-            return Err(AppError::Conflict {
-                message: "only a failed message can be retried".into(),
-                details: Some(json!({"current_status": row.status})),
-            });
-        }
-        outbox::retry(conn, id, crate::db::now())?;
-        crate::db::audit::record(
-            conn,
-            crate::db::audit::AuditEvent {
-                actor_user_id: Some(actor.id),
-                action: "retry",
-                entity: "outbox",
-                entity_id: id,
-                program_id: Some(row.program_id),
-                changed_fields: vec!["status".into()],
-                detail: None,
-            },
-        )?;
-        Ok(outbox::find(conn, id)?)
-    })
-}
-
 async fn preview(
     actor: CurrentUser,
     mailer: web::Data<Mailer>,
@@ -125,7 +95,7 @@ async fn preview(
     if !KINDS.contains(&kind.as_str()) {
         return Err(AppError::NotFound);
     }
-    let context = compose::sample_context(&kind, &mailer.public_url);
+    let context = email::templates::sample_context(&kind, &mailer.public_url);
     let rendered = mailer.templates.render(&kind, &context)?;
     Ok(HttpResponse::Ok().json(json!({
         "kind": kind,

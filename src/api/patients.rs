@@ -1,8 +1,5 @@
 //! The registry a program lead keeps: patients, consent, dosings and exclusions.
 
-use super::auth::CurrentUser;
-use super::patch::{changed_paths, merge_patch};
-use super::{db, AppState, Json};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::patient::{
     self as patients, NewConsentEvent, NewDosing, NewExclusion, NewPatient, PatientChanges,
@@ -16,6 +13,9 @@ use crate::domain::program::parse_timezone;
 use crate::domain::Modality;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::types::{required_text, EmailAddress};
+use crate::web::patch::{changed_paths, merge_patch};
+use crate::web::CurrentUser;
+use crate::web::{db, AppState, Json};
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, Utc};
 use serde::{Deserialize, Serialize};
@@ -181,7 +181,7 @@ fn patient_document(
             })
         })
         .collect();
-    let invitations: Vec<Value> = crate::planning::peer::invitations_of(conn, id)?
+    let invitations: Vec<Value> = crate::service::peer::invitations_of(conn, id)?
         .into_iter()
         .map(|i| json!({"id": i.id, "cohort_id": i.cohort_id, "status": i.status, "circle_id": i.circle_id,
                         "created_at": i.created_at.and_utc(), "responded_at": i.responded_at.map(|t| t.and_utc())}))
@@ -431,7 +431,8 @@ async fn patch(
             .map_err(|error| anyhow::anyhow!("serialising a patient: {error}"))?;
             let mut after = before.clone();
             merge_patch(&mut after, &patch);
-            let merged: PatientDocument = super::json::parse_json(after.to_string().as_bytes())?;
+            let merged: PatientDocument =
+                crate::web::json::parse_json(after.to_string().as_bytes())?;
             let mut errors = FieldErrors::new();
             let valid = PatientInput {
                 name: merged.name,
@@ -470,7 +471,7 @@ async fn patch(
             let now = database::now();
             let consent_changed = valid.email_consent != row.email_consent;
             if consent_changed && !valid.email_consent {
-                crate::jobs::cancel_for_patient(conn, id, "consent withdrawn", now)?;
+                crate::outbox::cancel_for_patient(conn, id, "consent withdrawn", now)?;
             }
             if consent_changed {
                 patients::insert_consent_events(

@@ -1,7 +1,5 @@
 //! Programs: created and changed by admins, read by the leads and facilitators in them.
 
-use super::patch::{changed_paths, merge_patch};
-use super::{db, AppState, CurrentUser, Json};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::program::{self, ProgramFields, ProgramRow};
 use crate::db::{self as database, write_transaction};
@@ -12,6 +10,8 @@ use crate::domain::program::{
 use crate::domain::Modality;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::types::{http_url, optional_text, required_text};
+use crate::web::patch::{changed_paths, merge_patch};
+use crate::web::{db, AppState, CurrentUser, Json};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -234,7 +234,7 @@ async fn patch(
             let before = current.as_input_value()?;
             let mut after = before.clone();
             merge_patch(&mut after, &patch);
-            let input: ProgramInput = super::json::parse_json(after.to_string().as_bytes())?;
+            let input: ProgramInput = crate::web::json::parse_json(after.to_string().as_bytes())?;
             let fields = input.validate()?;
             let changed = changed_paths(&before, &after);
             if !changed.is_empty() {

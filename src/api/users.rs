@@ -1,164 +1,15 @@
 //! Accounts: admins create them; tokens can be revoked.
 
-use super::auth::{hash_password, UserView};
-use super::{db, AppState, CurrentUser, Json};
-use crate::db::audit::{self, AuditEvent};
-use crate::db::models::{program, user as users};
-use crate::db::{self as database, write_transaction};
-use crate::error::{AppError, AppResult, FieldErrors};
-use crate::types::{required_text, EmailAddress};
+use crate::error::AppResult;
+use crate::service::auth::hash_password;
+use crate::service::users::{self, NewUserRequest, ValidUser};
+use crate::web::{db, AppState, CurrentUser, Json};
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-
-pub const MIN_PASSWORD_CHARS: usize = 12;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/users", web::post().to(create))
         .route("/users", web::get().to(list))
         .route("/users/{id}/revoke-tokens", web::post().to(revoke_tokens));
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewUserRequest {
-    pub email: String,
-    pub name: String,
-    pub role: String,
-    pub password: String,
-    #[serde(default)]
-    pub program_ids: Vec<i64>,
-    #[serde(default)]
-    pub facilitator_id: Option<i64>,
-}
-
-/// A user request after every field has been checked.
-pub struct ValidUser {
-    pub email: EmailAddress,
-    pub name: String,
-    pub role: users::Role,
-    pub password: String,
-    pub program_ids: Vec<i64>,
-    pub facilitator_id: Option<i64>,
-}
-
-impl TryFrom<NewUserRequest> for ValidUser {
-    type Error = AppError;
-
-    fn try_from(request: NewUserRequest) -> AppResult<ValidUser> {
-        let mut errors = FieldErrors::new();
-        let email = EmailAddress::parse(&request.email)
-            .map_err(|e| errors.insert("email".into(), e))
-            .ok();
-        let name = required_text(&request.name, 200)
-            .map_err(|e| errors.insert("name".into(), e))
-            .ok();
-        let role = request
-            .role
-            .parse::<users::Role>()
-            .map_err(|e| errors.insert("role".into(), e))
-            .ok();
-        if request.password.chars().count() < MIN_PASSWORD_CHARS {
-            errors.insert(
-                "password".into(),
-                format!("must be at least {MIN_PASSWORD_CHARS} characters"),
-            );
-        }
-        if role == Some(users::Role::ProgramLead) && request.program_ids.is_empty() {
-            errors.insert(
-                "program_ids".into(),
-                "a program lead needs at least one program".into(),
-            );
-        }
-        if request.facilitator_id.is_some() && role != Some(users::Role::Facilitator) {
-            errors.insert(
-                "facilitator_id".into(),
-                "only a user with role facilitator links to a facilitator".into(),
-            );
-        }
-        AppError::check(errors)?;
-        let mut program_ids = request.program_ids;
-        program_ids.sort_unstable();
-        program_ids.dedup();
-        match (email, name, role) {
-            (Some(email), Some(name), Some(role)) => Ok(ValidUser {
-                email,
-                name,
-                role,
-                password: request.password,
-                program_ids,
-                facilitator_id: request.facilitator_id,
-            }),
-            _ => Err(anyhow::anyhow!("user validation lost an error").into()),
-        }
-    }
-}
-
-/// Creates a user in one transaction; shared by the API and `cohorts user add`.
-pub fn create_user(
-    conn: &mut database::DbConnection,
-    actor: Option<i64>,
-    user: &ValidUser,
-    password_hash: &str,
-) -> AppResult<UserView> {
-    write_transaction(conn, |conn| {
-        let existing = program::existing_ids(conn, &user.program_ids)?;
-        if existing.len() != user.program_ids.len() {
-            let missing: Vec<String> = user
-                .program_ids
-                .iter()
-                .filter(|id| !existing.contains(id))
-                .map(i64::to_string)
-                .collect();
-            return Err(AppError::field(
-                "program_ids",
-                format!("no such program: {}", missing.join(", ")),
-            ));
-        }
-        if let Some(facilitator_id) = user.facilitator_id {
-            if !crate::db::models::facilitator::exists(conn, facilitator_id)? {
-                return Err(AppError::field("facilitator_id", "no such facilitator"));
-            }
-        }
-        if users::find_by_email(conn, user.email.as_str())?.is_some() {
-            return Err(AppError::conflict("a user with this email already exists"));
-        }
-        let id = users::insert(
-            conn,
-            &users::NewUser {
-                email: user.email.as_str(),
-                name: &user.name,
-                role: user.role.as_str(),
-                password_hash,
-                facilitator_id: user.facilitator_id,
-                failed_logins: 0,
-                created_at: database::now(),
-            },
-        )?;
-        users::add_programs(conn, id, &user.program_ids)?;
-        audit::record(
-            conn,
-            AuditEvent {
-                actor_user_id: actor,
-                action: "create",
-                entity: "user",
-                entity_id: id,
-                program_id: None,
-                changed_fields: [
-                    "email",
-                    "name",
-                    "role",
-                    "password",
-                    "program_ids",
-                    "facilitator_id",
-                ]
-                .map(String::from)
-                .to_vec(),
-                detail: None,
-            },
-        )?;
-        let row = users::find(conn, id)?;
-        Ok(UserView::new(&row, user.program_ids.clone()))
-    })
 }
 
 async fn create(
@@ -175,21 +26,14 @@ async fn create(
     })
     .await??;
     let view = db(&state, move |conn| {
-        create_user(conn, Some(actor.id), &user, &password_hash)
+        users::create_user(conn, Some(actor.id), &user, &password_hash)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
 }
 
 async fn list(state: web::Data<AppState>, actor: CurrentUser) -> AppResult<HttpResponse> {
-    actor.require_admin()?;
-    let views = db(&state, |conn| {
-        let rows = users::list(conn)?;
-        rows.iter()
-            .map(|row| Ok(UserView::new(row, users::program_ids(conn, row.id)?)))
-            .collect::<AppResult<Vec<_>>>()
-    })
-    .await?;
+    let views = db(&state, move |conn| users::list(conn, &actor)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "users": views })))
 }
 
@@ -198,26 +42,9 @@ async fn revoke_tokens(
     actor: CurrentUser,
     path: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
-    actor.require_admin()?;
     let user_id = path.into_inner();
     let revoked = db(&state, move |conn| {
-        write_transaction(conn, |conn| {
-            users::find(conn, user_id)?;
-            let revoked = users::revoke_all_tokens(conn, user_id, database::now())?;
-            audit::record(
-                conn,
-                AuditEvent {
-                    actor_user_id: Some(actor.id),
-                    action: "revoke_tokens",
-                    entity: "user",
-                    entity_id: user_id,
-                    program_id: None,
-                    changed_fields: vec!["tokens".into()],
-                    detail: None,
-                },
-            )?;
-            Ok(revoked)
-        })
+        users::revoke_tokens(conn, &actor, user_id)
     })
     .await?;
     state.tokens.forget_all();

@@ -248,6 +248,15 @@ impl ZeroNanos for chrono::NaiveDateTime {
     }
 }
 
+/// Opens the pool and applies pending migrations.
+pub fn prepare_database(settings: &crate::settings::Settings) -> anyhow::Result<DbPool> {
+    use anyhow::Context;
+    let pool = connect(&settings.database_url, settings.db_pool_size)?;
+    let mut conn = pool.get().context("getting a connection for migrations")?;
+    migrate(&mut conn)?;
+    Ok(pool)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

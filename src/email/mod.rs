@@ -1,17 +1,19 @@
 //! Email: templates, calendar files, signed links, message assembly and transports.
-//! Nothing here touches the database; `jobs` gathers the data and calls in.
+//! Nothing here touches the database; the worker gathers the data and calls in.
 
 pub mod ics;
 pub mod links;
 pub mod templates;
 pub mod transport;
 
+use crate::settings::Settings;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::Message;
+use links::LinkClaims;
 
 pub use templates::{is_patient_kind, Rendered, Templates, KINDS};
 pub use transport::Transport;
@@ -159,6 +161,48 @@ pub fn reveals_treatment(text: &str, program_name: &str) -> Option<String> {
     }
     let name = program_name.trim().to_lowercase();
     (!name.is_empty() && lower.contains(&name)).then_some("the program's name".into())
+}
+
+/// What composing and sending mail needs: templates, the transport, the sender, and
+/// what signs and roots the links.
+pub struct Mailer {
+    pub templates: Templates,
+    pub transport: Transport,
+    pub from: Mailbox,
+    pub public_url: String,
+    pub secret_key: Vec<u8>,
+}
+
+impl Mailer {
+    pub fn from_settings(settings: &Settings, secret_key: Vec<u8>) -> anyhow::Result<Mailer> {
+        let transport = Transport::from_settings(settings.smtp_url.as_deref(), &settings.data_dir)?;
+        Mailer::with_transport(settings, secret_key, transport)
+    }
+
+    pub fn with_transport(
+        settings: &Settings,
+        secret_key: Vec<u8>,
+        transport: Transport,
+    ) -> anyhow::Result<Mailer> {
+        Ok(Mailer {
+            templates: Templates::load(settings.templates_dir.as_deref())?,
+            transport,
+            from: settings.mail_from.parse().context(
+                "COHORTS_MAIL_FROM is not a mailbox like `Care Team <care@example.org>`",
+            )?,
+            public_url: settings.public_url.trim_end_matches('/').to_string(),
+            secret_key,
+        })
+    }
+
+    /// `<public url>/p/<signed token>`.
+    pub fn link(&self, claims: &LinkClaims) -> String {
+        format!(
+            "{}/p/{}",
+            self.public_url,
+            links::sign(&self.secret_key, claims)
+        )
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //! pages), one does not (subjects and text parts, where `Tom & Jerry` must stay as is).
 
 use anyhow::Context;
+use chrono::{Duration, Utc};
 use handlebars::Handlebars;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::Path;
 
 /// Every kind of email of DESIGN.md.
@@ -178,6 +179,60 @@ impl Templates {
             .render(&format!("pages/{name}.html"), context)
             .with_context(|| format!("rendering page {name}"))
     }
+}
+
+/// Sample data for the template preview: every value a template may use, none real.
+pub fn sample_context(kind: &str, public_url: &str) -> Value {
+    let tz = chrono_tz::America::Vancouver;
+    let at = Utc::now() + Duration::days(2);
+    let when = crate::email::format_when(at, tz);
+    let link = format!("{public_url}/p/sample-token");
+    let mut context = json!({
+        "name": "Alex Sample",
+        "unsubscribe_url": format!("{link}/unsubscribe"),
+        "rsvp_url": link,
+        "invitation_url": format!("{public_url}/p/sample-invitation"),
+        "zone": crate::email::zone_label(at, tz),
+        "when": when,
+        "when_short": crate::email::format_short(at, tz),
+        "old_when": crate::email::format_when(at - Duration::days(1), tz),
+        "venue": "12 Example Street, Room 3",
+        "join_url": "https://meet.example.org/sample",
+        "sessions": [{"when": crate::email::format_when(at, tz)}, {"when": crate::email::format_when(at + Duration::weeks(1), tz)}],
+        "group": "Group 1",
+        "members": [
+            {"name": "Sample Member One", "declined": false, "confirmed": true},
+            {"name": "Sample Member Two", "declined": true, "confirmed": false}
+        ],
+        "declined_count": 1,
+        "member_count": 2,
+        "patient_name": "Sample Member Two",
+        "consecutive_absences": 2,
+        "follow_up_id": 1,
+        "peer_circle": false,
+        "role": "lead facilitator",
+        "previous_role": null,
+        "slot": format!("Weekly on {}s at {} ({})", at.with_timezone(&tz).format("%A"), at.with_timezone(&tz).format("%H:%M %Z"), tz.name()),
+        "first_when": when,
+        "first_short": crate::email::format_short(at, tz),
+        "last_when": crate::email::format_when(at + Duration::weeks(11), tz),
+        "session_count": 12,
+        "cohort_url": format!("{public_url}/staff/cohorts/1"),
+        "at_risk": false,
+        "opened_when": crate::email::format_when(at - Duration::days(3), tz),
+        "follow_ups_url": format!("{public_url}/staff/follow-ups"),
+        "escalate_after_hours": 72,
+    });
+    if crate::email::is_patient_kind(kind) {
+        // Kinds sent to patients and staff alike (session notices) preview as the
+        // patient's version: the staff page link is what selects the staff one.
+        if let Some(fields) = context.as_object_mut() {
+            fields.remove("cohort_url");
+        }
+    } else {
+        context["unsubscribe_url"] = json!(null);
+    }
+    context
 }
 
 #[cfg(test)]

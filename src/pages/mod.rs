@@ -2,7 +2,6 @@
 
 use actix_web::web;
 
-pub mod patient_links;
 pub mod staff;
 
 pub fn config(cfg: &mut web::ServiceConfig) {

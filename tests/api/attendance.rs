@@ -347,11 +347,11 @@ async fn an_unacknowledged_follow_up_escalates_after_72_hours() {
     let mut conn = app.conn();
     let now = Utc::now().naive_utc();
     let early =
-        cohorts::planning::attendance::escalate_overdue(&mut conn, now + Duration::hours(71))
+        cohorts::service::attendance::escalate_overdue(&mut conn, now + Duration::hours(71))
             .expect("escalate");
     assert!(early.is_empty(), "not yet 72 hours");
     let escalated =
-        cohorts::planning::attendance::escalate_overdue(&mut conn, now + Duration::hours(73))
+        cohorts::service::attendance::escalate_overdue(&mut conn, now + Duration::hours(73))
             .expect("escalate");
     assert_eq!(escalated.len(), 1, "only the unacknowledged one");
     drop(conn);

@@ -69,7 +69,8 @@ async fn an_expired_token_is_refused_even_just_after_it_was_accepted() {
     // once the moment has passed, though the cache keeps entries for longer.
     let soon = Utc::now().naive_utc() + chrono::Duration::milliseconds(1_500);
     diesel::update(
-        api_tokens::table.filter(api_tokens::token_hash.eq(cohorts::api::auth::hash_token(&token))),
+        api_tokens::table
+            .filter(api_tokens::token_hash.eq(cohorts::service::auth::hash_token(&token))),
     )
     .set(api_tokens::expires_at.eq(soon))
     .execute(&mut app.conn())

@@ -4,7 +4,8 @@
 use crate::helpers::{spawn_app, spawn_app_with, SmtpSink, TestApp};
 use crate::smtp_sink::Received;
 use chrono::{DateTime, Duration, Utc};
-use cohorts::jobs::{Mailer, Worker, WorkerConfig};
+use cohorts::email::Mailer;
+use cohorts::worker::{Worker, WorkerConfig};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -763,7 +764,7 @@ pub fn queue_invitations(app: &TestApp, program: i64, count: usize) -> Vec<Strin
     let ids = patient::ids_by_email(&mut conn, program, &emails).expect("ids");
     cohorts::db::write_transaction(&mut conn, |conn| {
         for (id, _) in &ids {
-            cohorts::jobs::enqueue_peer_invitation(conn, *id, 1, *id, now)?;
+            cohorts::outbox::enqueue_peer_invitation(conn, *id, 1, *id, now)?;
         }
         Ok::<_, diesel::result::Error>(())
     })

@@ -80,8 +80,7 @@ async fn complete(app: &TestApp, lead: &str, cohort: i64) -> reqwest::Response {
 
 fn accept(app: &TestApp, invitation: i64) -> i64 {
     let mut conn = app.conn();
-    cohorts::planning::peer::accept(&mut conn, invitation, Utc::now().naive_utc())
-        .expect("accepted")
+    cohorts::service::peer::accept(&mut conn, invitation, Utc::now().naive_utc()).expect("accepted")
 }
 
 #[tokio::test]

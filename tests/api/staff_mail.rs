@@ -545,7 +545,7 @@ async fn an_overdue_follow_up_reaches_each_program_lead_once() {
         .expect("backdated");
     let mails = wait_kind(&app.mail, ESCALATED, 2).await;
     // Housekeeping again, by hand as well as by the worker: nothing more.
-    cohorts::planning::housekeeping(&mut app.conn(), Utc::now().naive_utc()).expect("housekeeping");
+    cohorts::service::housekeeping(&mut app.conn(), Utc::now().naive_utc()).expect("housekeeping");
     settle().await;
     let mails_after = of_kind(&app.mail, ESCALATED);
     assert_eq!(mails.len(), 2);
@@ -579,7 +579,7 @@ async fn an_at_risk_member_is_escalated_to_the_leads_at_once() {
         absent(&app, &r.facilitator, *session, &r.members[..1]).await;
     }
     let mails = wait_kind(&app.mail, ESCALATED, 2).await;
-    cohorts::planning::housekeeping(&mut app.conn(), Utc::now().naive_utc()).expect("housekeeping");
+    cohorts::service::housekeeping(&mut app.conn(), Utc::now().naive_utc()).expect("housekeeping");
     settle().await;
     let mails_after = of_kind(&app.mail, ESCALATED);
     assert_eq!(mails.len(), 2);

@@ -455,3 +455,19 @@ pub fn memberships_of(
         .select((cohort_members::all_columns, cohorts::kind, cohorts::status))
         .load(conn)
 }
+
+/// Whether the patient is an active member of the cohort now.
+pub fn is_active_member(
+    conn: &mut DbConnection,
+    cohort_id: i64,
+    patient_id: i64,
+) -> QueryResult<bool> {
+    cohort_members::table
+        .filter(cohort_members::cohort_id.eq(cohort_id))
+        .filter(cohort_members::patient_id.eq(patient_id))
+        .filter(cohort_members::status.eq(MEMBER_ACTIVE))
+        .select(cohort_members::id)
+        .first::<i64>(conn)
+        .optional()
+        .map(|found| found.is_some())
+}

@@ -4,17 +4,17 @@
 use super::render::redirect;
 use super::session::Staff;
 use super::{page, PageResult};
-use crate::api::attendance::{
-    attendance_document, cohort_matrix_view, record_attendance, session_for_staff,
-    AttendanceRequest, RecordInput,
-};
-use crate::api::cohorts::{cohort_document, cohort_for_reader, program_context};
-use crate::api::{db, AppState};
 use crate::db::models::cohort as cohorts;
 use crate::db::models::program;
 use crate::db::models::user::Role;
 use crate::domain::attendance::AttendanceStatus;
 use crate::error::{AppError, FieldErrors};
+use crate::service::attendance::{
+    self as attendance_service, attendance_document, session_for_staff, AttendanceRequest,
+    RecordInput,
+};
+use crate::service::cohorts::{cohort_document, cohort_for_reader, program_context};
+use crate::web::{db, AppState};
 use actix_web::web;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -67,7 +67,11 @@ pub async fn cohort_page(
         Ok((document, name, program.tz))
     })
     .await?;
-    let matrix = cohort_matrix_view(&state, staff.user.clone(), cohort_id).await?;
+    let actor = staff.user.clone();
+    let matrix = db(&state, move |conn| {
+        attendance_service::cohort_matrix(conn, &actor, cohort_id)
+    })
+    .await?;
     let now = chrono::Utc::now();
     let empty = Vec::new();
     let sessions = document["sessions"].as_array().unwrap_or(&empty);
@@ -308,7 +312,11 @@ pub async fn save_attendance(
     staff.check_csrf(&state.secret_key, csrf)?;
     let session_id = path.into_inner();
     let request = attendance_request(&fields)?;
-    let view = record_attendance(&state, staff.user.clone(), session_id, request).await?;
+    let actor = staff.user.clone();
+    let view = db(&state, move |conn| {
+        attendance_service::record(conn, &actor, session_id, &request)
+    })
+    .await?;
     let cohort_id = view["session"]["cohort_id"].as_i64().unwrap_or_default();
     Ok(redirect(&format!(
         "/staff/cohorts/{cohort_id}?saved={session_id}"

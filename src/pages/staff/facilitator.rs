@@ -5,13 +5,13 @@ use super::lead::{follow_up_why, names_of};
 use super::render::redirect;
 use super::session::Staff;
 use super::{page, PageResult};
-use crate::api::attendance::acknowledge_follow_up;
-use crate::api::cohorts::program_context;
-use crate::api::{db, AppState};
 use crate::db::models::attendance as records;
 use crate::db::models::cohort as cohorts;
 use crate::db::models::user::Role;
-use crate::planning::ProgramContext;
+use crate::service::attendance as attendance_service;
+use crate::service::cohorts::program_context;
+use crate::service::ProgramContext;
+use crate::web::{db, AppState};
 use actix_web::web;
 use chrono::Duration;
 use serde::Deserialize;
@@ -172,6 +172,10 @@ pub async fn acknowledge(
     let form = form.into_inner();
     staff.check_csrf(&state.secret_key, &form.csrf)?;
     let id = path.into_inner();
-    acknowledge_follow_up(&state, staff.user.clone(), id, form.note).await?;
+    let actor = staff.user.clone();
+    db(&state, move |conn| {
+        attendance_service::acknowledge(conn, &actor, id, form.note.as_deref())
+    })
+    .await?;
     Ok(redirect(&format!("/staff/follow-ups?done={id}")))
 }

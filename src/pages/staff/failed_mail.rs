@@ -20,7 +20,7 @@ pub struct FailedMail {
 
 /// The program's failed outbox messages, at most 50.
 pub fn failed_mail(conn: &mut DbConnection, program_id: i64) -> AppResult<Vec<FailedMail>> {
-    use crate::jobs::outbox;
+    use crate::outbox;
     Ok(
         outbox::list(conn, Some(&[program_id]), Some(outbox::FAILED), 50)?
             .into_iter()

@@ -6,11 +6,6 @@ use super::failed_mail::failed_mail;
 use super::render::PageError;
 use super::session::Staff;
 use super::{page, CsrfForm, PageResult};
-use crate::api::attendance::{
-    cohort_summary, parse_date, report_bounds, report_csv as csv_of, report_data,
-};
-use crate::api::cohorts::program_context;
-use crate::api::{db, AppState};
 use crate::db::models::attendance as records;
 use crate::db::models::cohort as cohorts;
 use crate::db::models::facilitator as facilitators;
@@ -18,8 +13,13 @@ use crate::db::models::patient as patients;
 use crate::db::models::program;
 use crate::db::write_transaction;
 use crate::domain::attendance::attendance_rate;
-use crate::planning::formation::{self, Mode};
-use crate::planning::ProgramContext;
+use crate::service::attendance::{
+    self as attendance_service, cohort_summary, parse_date, report_bounds, report_csv as csv_of,
+};
+use crate::service::cohorts::program_context;
+use crate::service::formation::{self, Mode};
+use crate::service::ProgramContext;
+use crate::web::{db, AppState};
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use chrono::{NaiveDate, NaiveDateTime, Utc};
@@ -223,7 +223,7 @@ pub async fn formation_preview(
                     "first_session": c.first_session_at.with_timezone(&program.tz).format("%a %Y-%m-%d %H:%M").to_string(),
                     "facilitators": c.facilitators.iter().map(|a| format!("{} ({})",
                         staff_names.get(&a.facilitator_id).cloned().unwrap_or_default(),
-                        crate::planning::staffing::role_name(a.role).replace('_', "-"))).collect::<Vec<_>>(),
+                        crate::service::staffing::role_name(a.role).replace('_', "-"))).collect::<Vec<_>>(),
                     "gaps": c.staffing.gaps,
                 })
             })
@@ -265,7 +265,7 @@ pub async fn retry_mail(
     let id = path.into_inner();
     let actor = staff.user.clone();
     let row = db(&state, move |conn| {
-        crate::api::outbox::retry_failed(conn, &actor, id)
+        crate::service::mail::retry_failed(conn, &actor, id)
     })
     .await?;
     Ok(super::render::redirect(&format!(
@@ -335,7 +335,11 @@ pub async fn report(
 ) -> PageResult {
     let program_id = path.into_inner();
     let (from, to) = report_range(&query)?;
-    let members = report_data(&state, staff.user.clone(), program_id, from, to).await?;
+    let actor = staff.user.clone();
+    let members = db(&state, move |conn| {
+        attendance_service::report(conn, &actor, program_id, from, to)
+    })
+    .await?;
     let summary = cohort_summary(&members);
     let (row, by_seq) = db(&state, move |conn| {
         let row = program::find(conn, program_id)?;
@@ -446,7 +450,11 @@ pub async fn report_csv(
 ) -> PageResult {
     let program_id = path.into_inner();
     let (from, to) = report_range(&query)?;
-    let members = report_data(&state, staff.user.clone(), program_id, from, to).await?;
+    let actor = staff.user.clone();
+    let members = db(&state, move |conn| {
+        attendance_service::report(conn, &actor, program_id, from, to)
+    })
+    .await?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -460,7 +468,7 @@ pub async fn report_csv(
 pub async fn workload(state: web::Data<AppState>, staff: Staff) -> PageResult {
     staff.user.require_lead_or_admin()?;
     let rows = db(&state, move |conn| {
-        let mut loads = crate::planning::staffing::loads(conn, crate::db::now())?;
+        let mut loads = crate::service::staffing::loads(conn, crate::db::now())?;
         Ok(facilitators::list(conn, Some(true))?
             .into_iter()
             .map(|f| {

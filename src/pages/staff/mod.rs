@@ -1,9 +1,9 @@
 //! Pages for program leads and facilitators: server-rendered HTML, one stylesheet, no
 //! scripts. Handlers reuse the API's functions (access rules included) and render them.
 
-use crate::api::{db, AppState};
 use crate::db::models::program;
 use crate::db::models::user::Role;
+use crate::web::{db, AppState};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -180,7 +180,13 @@ async fn login(
         return Err(PageError::Csrf);
     }
     let next = session::local_path(Some(&form.next));
-    match crate::api::auth::authenticate(&state, form.email.clone(), form.password).await {
+    let ttl_hours = state.settings.token_ttl_hours;
+    let (email, password) = (form.email.clone(), form.password);
+    let outcome = db(&state, move |conn| {
+        crate::service::auth::authenticate(conn, &email, &password, ttl_hours)
+    })
+    .await;
+    match outcome {
         Ok((token, _, _)) => {
             let mut response = redirect(&next);
             response
@@ -217,7 +223,7 @@ pub struct CsrfForm {
 
 async fn logout(state: web::Data<AppState>, staff: Staff, form: web::Form<CsrfForm>) -> PageResult {
     staff.check_csrf(&state.secret_key, &form.csrf)?;
-    crate::api::auth::revoke(&state, crate::api::auth::hash_token(&staff.token)).await?;
+    crate::web::auth::revoke(&state, crate::service::auth::hash_token(&staff.token)).await?;
     let mut response = redirect("/staff/login");
     response
         .add_cookie(&session::removal(session::SESSION_COOKIE, "/"))

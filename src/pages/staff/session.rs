@@ -3,8 +3,9 @@
 //! derived from it for every form.
 
 use super::render::PageError;
-use crate::api::auth::{hash_token, CurrentUser};
-use crate::api::AppState;
+use crate::service::auth::hash_token;
+use crate::web::AppState;
+use crate::web::CurrentUser;
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};

@@ -1,11 +1,16 @@
-//! Where the pure rules of `domain` meet the stored data of `db`: load what a rule
-//! needs, run it, and write its outcome in one transaction. Shared by the API handlers
-//! and the CLI.
+//! The use cases: one function each, taking a connection and an `Actor`, holding the
+//! rules (the pure ones come from `domain`), writing their outcome and its mail in one
+//! transaction, and returning typed views. The API, the pages, the CLI, the seed and the
+//! worker all call in here; nothing here knows of HTTP.
 
 pub mod attendance;
+pub mod auth;
+pub mod cohorts;
 pub mod formation;
+pub mod mail;
 pub mod peer;
 pub mod staffing;
+pub mod users;
 
 use crate::db::models::program::ProgramRow;
 use crate::domain::program::ProgramRules;
@@ -99,11 +104,57 @@ pub fn housekeeping(conn: &mut crate::db::DbConnection, now: NaiveDateTime) -> A
         for (session_id, starts_at, minutes) in ended {
             let overdue = starts_at + chrono::Duration::minutes(i64::from(minutes) + 120);
             if overdue <= now {
-                crate::jobs::enqueue_attendance_missing(conn, session_id, now)?;
+                crate::outbox::enqueue_attendance_missing(conn, session_id, now)?;
             }
         }
         attendance::escalate_overdue(conn, now)?;
         Ok::<_, crate::error::AppError>(())
     })?;
     crate::db::write_transaction(conn, |conn| peer::auto_complete_due(conn, now).map(|_| ()))
+}
+
+/// (session id, response) of every answer to the given sessions.
+pub fn rsvps_of(
+    conn: &mut crate::db::DbConnection,
+    session_ids: &[i64],
+) -> diesel::QueryResult<Vec<(i64, String)>> {
+    use crate::db::schema::rsvps;
+    use diesel::prelude::*;
+    rsvps::table
+        .filter(rsvps::session_id.eq_any(session_ids.to_vec()))
+        .select((rsvps::session_id, rsvps::response))
+        .load(conn)
+}
+
+/// `{"yes": n, "no": m}` for one session, for the facilitators' view of a cohort.
+pub fn rsvp_counts(answers: &[(i64, String)], session_id: i64) -> serde_json::Value {
+    let count = |response: &str| {
+        answers
+            .iter()
+            .filter(|(id, r)| *id == session_id && r == response)
+            .count()
+    };
+    serde_json::json!({"yes": count("yes"), "no": count("no")})
+}
+
+/// The recipient's zone, else the fallback (the program's), else UTC.
+pub fn zone(name: Option<&str>, fallback: &str) -> Tz {
+    name.and_then(|z| z.parse().ok())
+        .or_else(|| fallback.parse().ok())
+        .unwrap_or(chrono_tz::UTC)
+}
+
+/// Where the group meets: the cohort's venue and join URL, else the program's.
+pub fn place(
+    program: &ProgramRow,
+    cohort: Option<&crate::db::models::cohort::CohortRow>,
+) -> (Option<String>, Option<String>) {
+    (
+        cohort
+            .and_then(|c| c.venue.clone())
+            .or_else(|| program.venue.clone()),
+        cohort
+            .and_then(|c| c.join_url.clone())
+            .or_else(|| program.join_url.clone()),
+    )
 }

@@ -146,7 +146,7 @@ pub fn complete(
             let patient = patients::find(conn, tally.patient_id)?;
             if cohort.kind == cohorts::KIND_INTEGRATION && patient.email_consent {
                 let invitation = invite(conn, tally.patient_id, cohort.id, now)?;
-                crate::jobs::enqueue_peer_invitation(
+                crate::outbox::enqueue_peer_invitation(
                     conn,
                     tally.patient_id,
                     cohort.id,

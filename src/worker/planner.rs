@@ -6,11 +6,11 @@
 //! a member never gets a burst, and a session 90 minutes away yields exactly one
 //! reminder (the 2-hour one, at once).
 
-use super::outbox::{self, Mail, FACILITATOR, PATIENT};
 use crate::db::models::cohort as cohorts;
 use crate::db::models::program::{self as programs};
 use crate::db::schema::{cohorts as cohort_table, sessions};
 use crate::db::DbConnection;
+use crate::outbox::{self, Mail, FACILITATOR, PATIENT};
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use serde_json::json;

@@ -376,7 +376,7 @@ pub fn add_member(
         other => other,
     })?;
     patients::set_status(conn, &[patient_id], "in_cohort", now)?;
-    crate::jobs::enqueue_welcome(conn, cohort_id, patient_id, now)?;
+    crate::outbox::enqueue_welcome(conn, cohort_id, patient_id, now)?;
     audit::record(
         conn,
         AuditEvent {

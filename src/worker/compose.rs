@@ -2,10 +2,8 @@
 //! at send time: a patient who revoked consent, left the cohort, or a session that moved
 //! since the row was queued gets nothing (the row is cancelled with the reason).
 
-use super::outbox::{self, OutboxRow, FACILITATOR, PATIENT, USER};
-use super::Mailer;
 use crate::db::models::attendance as records;
-use crate::db::models::cohort::{self as cohorts, CohortRow, SessionRow};
+use crate::db::models::cohort::{self as cohorts, SessionRow};
 use crate::db::models::facilitator as facilitators;
 use crate::db::models::patient as patients;
 use crate::db::models::program::{self as programs, ProgramRow};
@@ -14,7 +12,9 @@ use crate::db::schema::rsvps;
 use crate::db::DbConnection;
 use crate::email::ics::{self, Attendee, Event, Method};
 use crate::email::links::{LinkClaims, Purpose};
+use crate::email::Mailer;
 use crate::email::{self, CalendarFile, Outgoing};
+use crate::outbox::{self, OutboxRow, FACILITATOR, PATIENT, USER};
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -45,28 +45,6 @@ pub fn compose(
         USER => compose_user(conn, mailer, row, &program),
         other => anyhow::bail!("unknown recipient type {other:?}"),
     }
-}
-
-/// The recipient's zone, else the fallback (the program's), else UTC.
-pub(crate) fn zone(name: Option<&str>, fallback: &str) -> Tz {
-    name.and_then(|z| z.parse().ok())
-        .or_else(|| fallback.parse().ok())
-        .unwrap_or(chrono_tz::UTC)
-}
-
-/// Where the group meets: the cohort's venue and join URL, else the program's.
-pub(crate) fn place(
-    program: &ProgramRow,
-    cohort: Option<&CohortRow>,
-) -> (Option<String>, Option<String>) {
-    (
-        cohort
-            .and_then(|c| c.venue.clone())
-            .or_else(|| program.venue.clone()),
-        cohort
-            .and_then(|c| c.join_url.clone())
-            .or_else(|| program.join_url.clone()),
-    )
 }
 
 fn starts(session: &SessionRow) -> DateTime<Utc> {
@@ -108,7 +86,7 @@ fn compose_patient(
     if !patient.email_consent {
         return Ok(Composed::Cancel("no email consent".into()));
     }
-    let tz = zone(patient.timezone.as_deref(), &program.timezone);
+    let tz = crate::service::zone(patient.timezone.as_deref(), &program.timezone);
     let preferences = mailer.link(&LinkClaims {
         purpose: Purpose::Preferences,
         patient_id: patient.id,
@@ -138,7 +116,7 @@ fn compose_patient(
     match row.kind.as_str() {
         "welcome" => {
             let cohort = cohorts::find(conn, row.entity_id)?;
-            if !is_active_member(conn, cohort.id, patient.id)? {
+            if !cohorts::is_active_member(conn, cohort.id, patient.id)? {
                 return Ok(Composed::Cancel("no longer a member".into()));
             }
             let upcoming: Vec<SessionRow> = cohorts::sessions_of(conn, &[cohort.id])?
@@ -148,7 +126,7 @@ fn compose_patient(
             let Some(first) = upcoming.first() else {
                 return Ok(Composed::Cancel("no session ahead".into()));
             };
-            let (venue, join_url) = place(program, Some(&cohort));
+            let (venue, join_url) = crate::service::place(program, Some(&cohort));
             let sessions: Vec<Value> = upcoming
                 .iter()
                 .map(|s| json!({"when": email::format_when(starts(s), tz)}))
@@ -177,7 +155,7 @@ fn compose_patient(
         "reminder" | "session_changed" | "session_cancelled" => {
             let session = cohorts::find_session(conn, row.entity_id)?;
             let cohort = cohorts::find(conn, session.cohort_id)?;
-            if !is_active_member(conn, cohort.id, patient.id)? {
+            if !cohorts::is_active_member(conn, cohort.id, patient.id)? {
                 return Ok(Composed::Cancel("no longer a member".into()));
             }
             if session.ics_sequence != row.revision {
@@ -193,7 +171,7 @@ fn compose_patient(
                     session.status
                 )));
             }
-            let (venue, join_url) = place(program, Some(&cohort));
+            let (venue, join_url) = crate::service::place(program, Some(&cohort));
             context["when"] = json!(email::format_when(starts(&session), tz));
             context["when_short"] = json!(email::format_short(starts(&session), tz));
             context["rsvp_url"] = json!(session_link(&session));
@@ -272,22 +250,6 @@ fn program_tz(program: &ProgramRow) -> Tz {
     program.timezone.parse().unwrap_or(chrono_tz::UTC)
 }
 
-pub(crate) fn is_active_member(
-    conn: &mut DbConnection,
-    cohort_id: i64,
-    patient_id: i64,
-) -> QueryResult<bool> {
-    use crate::db::schema::cohort_members;
-    cohort_members::table
-        .filter(cohort_members::cohort_id.eq(cohort_id))
-        .filter(cohort_members::patient_id.eq(patient_id))
-        .filter(cohort_members::status.eq(cohorts::MEMBER_ACTIVE))
-        .select(cohort_members::id)
-        .first::<i64>(conn)
-        .optional()
-        .map(|found| found.is_some())
-}
-
 fn compose_facilitator(
     conn: &mut DbConnection,
     mailer: &Mailer,
@@ -298,7 +260,7 @@ fn compose_facilitator(
     let Some(facilitator) = facilitators::find(conn, row.recipient_id).optional()? else {
         return Ok(Composed::Cancel("the facilitator no longer exists".into()));
     };
-    let tz = zone(Some(&facilitator.timezone), &program.timezone);
+    let tz = crate::service::zone(Some(&facilitator.timezone), &program.timezone);
     let mut context = json!({"name": facilitator.name});
     let mut calendar = None;
     let session_kinds = [
@@ -316,7 +278,7 @@ fn compose_facilitator(
         if !on_team {
             return Ok(Composed::Cancel("no longer on the cohort's team".into()));
         }
-        let (venue, join_url) = place(program, Some(&cohort));
+        let (venue, join_url) = crate::service::place(program, Some(&cohort));
         context["group"] = json!(format!("Group {}", cohort.id));
         context["when"] = json!(email::format_when(starts(&session), tz));
         context["when_short"] = json!(email::format_short(starts(&session), tz));
@@ -412,7 +374,7 @@ fn compose_facilitator(
         let (Some(first), Some(last)) = (upcoming.first(), upcoming.last()) else {
             return Ok(Composed::Cancel("no session ahead".into()));
         };
-        let (venue, join_url) = place(program, Some(&cohort));
+        let (venue, join_url) = crate::service::place(program, Some(&cohort));
         context["group"] = json!(format!("Group {}", cohort.id));
         context["peer_circle"] = json!(cohort.kind == cohorts::KIND_PEER_SUPPORT);
         context["role"] = json!(role.as_deref().map(role_label));
@@ -505,7 +467,7 @@ fn compose_user(
         anyhow::bail!("{} is not a staff user email", row.kind);
     }
     let follow_up = records::find(conn, row.entity_id)?;
-    let at_risk = follow_up.kind == crate::planning::attendance::KIND_AT_RISK;
+    let at_risk = follow_up.kind == crate::service::attendance::KIND_AT_RISK;
     // An overdue outreach acknowledged since is in hand; an at-risk flag stands.
     if !at_risk && follow_up.status != "open" {
         return Ok(Composed::Cancel(
@@ -521,7 +483,7 @@ fn compose_user(
         "at_risk": at_risk,
         "consecutive_absences": follow_up.consecutive_absences,
         "opened_when": email::format_when(opened, tz),
-        "escalate_after_hours": crate::planning::attendance::ESCALATE_AFTER.num_hours(),
+        "escalate_after_hours": crate::service::attendance::ESCALATE_AFTER.num_hours(),
         "follow_up_id": follow_up.id,
         "follow_ups_url": format!("{}/staff/follow-ups", mailer.public_url),
         "cohort_url": format!("{}/staff/cohorts/{}", mailer.public_url, follow_up.cohort_id),
@@ -569,58 +531,4 @@ fn slot(sessions: &[SessionRow], tz: Tz) -> String {
         local.format("%H:%M %Z"),
         tz.name()
     )
-}
-
-/// Sample data for the template preview: every value a template may use, none real.
-pub fn sample_context(kind: &str, public_url: &str) -> Value {
-    let tz = chrono_tz::America::Vancouver;
-    let at = Utc::now() + Duration::days(2);
-    let when = email::format_when(at, tz);
-    let link = format!("{public_url}/p/sample-token");
-    let mut context = json!({
-        "name": "Alex Sample",
-        "unsubscribe_url": format!("{link}/unsubscribe"),
-        "rsvp_url": link,
-        "invitation_url": format!("{public_url}/p/sample-invitation"),
-        "zone": email::zone_label(at, tz),
-        "when": when,
-        "when_short": email::format_short(at, tz),
-        "old_when": email::format_when(at - Duration::days(1), tz),
-        "venue": "12 Example Street, Room 3",
-        "join_url": "https://meet.example.org/sample",
-        "sessions": [{"when": email::format_when(at, tz)}, {"when": email::format_when(at + Duration::weeks(1), tz)}],
-        "group": "Group 1",
-        "members": [
-            {"name": "Sample Member One", "declined": false, "confirmed": true},
-            {"name": "Sample Member Two", "declined": true, "confirmed": false}
-        ],
-        "declined_count": 1,
-        "member_count": 2,
-        "patient_name": "Sample Member Two",
-        "consecutive_absences": 2,
-        "follow_up_id": 1,
-        "peer_circle": false,
-        "role": "lead facilitator",
-        "previous_role": null,
-        "slot": format!("Weekly on {}s at {} ({})", at.with_timezone(&tz).format("%A"), at.with_timezone(&tz).format("%H:%M %Z"), tz.name()),
-        "first_when": when,
-        "first_short": email::format_short(at, tz),
-        "last_when": email::format_when(at + Duration::weeks(11), tz),
-        "session_count": 12,
-        "cohort_url": format!("{public_url}/staff/cohorts/1"),
-        "at_risk": false,
-        "opened_when": email::format_when(at - Duration::days(3), tz),
-        "follow_ups_url": format!("{public_url}/staff/follow-ups"),
-        "escalate_after_hours": 72,
-    });
-    if email::is_patient_kind(kind) {
-        // Kinds sent to patients and staff alike (session notices) preview as the
-        // patient's version: the staff page link is what selects the staff one.
-        if let Some(fields) = context.as_object_mut() {
-            fields.remove("cohort_url");
-        }
-    } else {
-        context["unsubscribe_url"] = json!(null);
-    }
-    context
 }

@@ -2,15 +2,15 @@
 //! one's own time zone and answer "I'll be there" / "I can't make it", and stop emails.
 //! A tampered or expired link gets a friendly page and changes nothing.
 
-use crate::api::AppState;
 use crate::db::models::cohort as cohorts;
 use crate::db::models::patient::{self as patients, NewConsentEvent, PatientRow};
 use crate::db::models::program as programs;
 use crate::db::schema::{patients as patient_table, rsvps};
 use crate::db::{write_transaction, DbConnection};
 use crate::email::links::{self, LinkClaims, LinkError, Purpose};
+use crate::email::Mailer;
 use crate::email::{self};
-use crate::jobs::{self, compose, Mailer};
+use crate::web::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -149,8 +149,8 @@ fn session_context(
         return Err(PageError::Link(LinkError::Invalid));
     }
     let program = programs::find(conn, cohort.program_id)?;
-    let tz = compose::zone(patient.timezone.as_deref(), &program.timezone);
-    let (venue, join_url) = compose::place(&program, Some(&cohort));
+    let tz = crate::service::zone(patient.timezone.as_deref(), &program.timezone);
+    let (venue, join_url) = crate::service::place(&program, Some(&cohort));
     let response: Option<String> = rsvps::table
         .filter(rsvps::session_id.eq(session_id))
         .filter(rsvps::patient_id.eq(patient.id))
@@ -161,7 +161,7 @@ fn session_context(
     let open = session.status == "scheduled" && starts > Utc::now();
     // A peer circle is voluntary: its members can leave from any meeting link.
     let in_circle = cohort.kind == cohorts::KIND_PEER_SUPPORT
-        && compose::is_active_member(conn, cohort.id, patient.id)?;
+        && crate::db::models::cohort::is_active_member(conn, cohort.id, patient.id)?;
     Ok(SessionPage {
         context: json!({
             "title": "Your group meeting",
@@ -303,7 +303,7 @@ async fn leave_circle(
             let now = crate::db::now();
             cohorts::withdraw_member(conn, cohort_id, claims.patient_id, "left by link", now)?;
             patients::set_status(conn, &[claims.patient_id], "completed", now)?;
-            crate::jobs::cancel_for_patient(conn, claims.patient_id, "left the circle", now)?;
+            crate::outbox::cancel_for_patient(conn, claims.patient_id, "left the circle", now)?;
             crate::db::audit::record(
                 conn,
                 crate::db::audit::AuditEvent {
@@ -340,7 +340,7 @@ fn invitation_context(
     let invitation_id = claims
         .session_id
         .ok_or(PageError::Link(LinkError::Invalid))?;
-    let invitation = crate::planning::peer::find_invitation(conn, invitation_id)
+    let invitation = crate::service::peer::find_invitation(conn, invitation_id)
         .map_err(|_| PageError::Link(LinkError::Invalid))?;
     if invitation.patient_id != claims.patient_id {
         return Err(PageError::Link(LinkError::Invalid));
@@ -386,9 +386,9 @@ async fn answer_invitation(
             let invitation_id = claims.session_id.ok_or(PageError::Link(LinkError::Invalid))?;
             let now = crate::db::now();
             let outcome = if accept {
-                crate::planning::peer::accept(conn, invitation_id, now).map(|_| ())
+                crate::service::peer::accept(conn, invitation_id, now).map(|_| ())
             } else {
-                crate::planning::peer::decline(conn, invitation_id, now)
+                crate::service::peer::decline(conn, invitation_id, now)
             };
             outcome.map_err(|error| match error {
                 crate::error::AppError::Conflict { .. } => PageError::Gone(
@@ -469,7 +469,7 @@ async fn unsubscribe(
                         patient_table::updated_at.eq(now),
                     ))
                     .execute(conn)?;
-                jobs::cancel_for_patient(conn, patient.id, "consent withdrawn", now)?;
+                crate::outbox::cancel_for_patient(conn, patient.id, "consent withdrawn", now)?;
             }
             Ok(())
         })

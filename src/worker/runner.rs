@@ -5,10 +5,11 @@
 //! `failed` with its last error, for a lead to see and retry.
 
 use super::compose::{self, Composed};
-use super::outbox::{self, OutboxRow};
-use super::{planner, Mailer};
+use super::planner;
 use crate::db::DbPool;
 use crate::email;
+use crate::email::Mailer;
+use crate::outbox::{self, OutboxRow};
 use crate::telemetry::Metrics;
 use chrono::{NaiveDateTime, Utc};
 use std::sync::Arc;
@@ -131,7 +132,7 @@ impl Worker {
         let mut pass = Pass::default();
         let lookahead = chrono::Duration::from_std(self.config.lookahead)?;
         if let Err(error) = self
-            .blocking(move |conn| Ok(crate::planning::housekeeping(conn, now())?))
+            .blocking(move |conn| Ok(crate::service::housekeeping(conn, now())?))
             .await
         {
             // Clinical housekeeping must not hold up mail that is due.
@@ -352,7 +353,7 @@ pub fn start_beside_server(
 
 /// `cohorts worker`: the worker alone, until SIGINT/SIGTERM.
 pub async fn run_standalone(settings: crate::settings::Settings) -> anyhow::Result<()> {
-    let pool = crate::startup::prepare_database(&settings)?;
+    let pool = crate::db::prepare_database(&settings)?;
     let mailer = Arc::new(Mailer::from_settings(
         &settings,
         settings.secret_key_bytes()?,

@@ -192,7 +192,7 @@ pub fn apply(
             .map(|r| (r.facilitator_id, r.role.clone()))
             .collect()
     };
-    crate::jobs::enqueue_team_change(conn, cohort_id, &places(&before), &places(&rows), now)?;
+    crate::outbox::enqueue_team_change(conn, cohort_id, &places(&before), &places(&rows), now)?;
     let gaps = serde_json::to_string(gaps).map_err(|e| anyhow::anyhow!("gaps: {e}"))?;
     cohorts::set_staffing_gaps(conn, cohort_id, &gaps, override_reason, now)?;
     Ok(())
