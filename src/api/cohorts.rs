@@ -1,6 +1,5 @@
 //! Cohorts: formation, creation by hand, members, staffing and sessions.
 
-use super::patients::refused;
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::cohort::{self as cohorts};
 use crate::db::models::patient as patients;
@@ -15,6 +14,7 @@ use crate::service::cohorts::{
     cohort_document, cohort_for_lead, cohort_for_reader, lead_view, program_context,
 };
 use crate::service::formation::{self, create_cohort_of_kind};
+use crate::service::patients::refused;
 use crate::service::staffing as staffing_io;
 use crate::service::ProgramContext;
 use crate::web::CurrentUser;

@@ -1,12 +1,12 @@
 //! CSV import of patients: every row or none.
 
-use super::patients::{program_modality, validate_dosing, PatientInput};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::patient::{self as patients, NewConsentEvent, NewPatient};
 use crate::db::models::program;
 use crate::db::{self as database, write_transaction};
 use crate::domain::patient::PatientStatus;
 use crate::error::{AppError, AppResult, FieldErrors};
+use crate::service::patients::{program_modality, validate_dosing, PatientInput};
 use crate::web::CurrentUser;
 use crate::web::{db, AppState};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -20,11 +20,18 @@ const COLUMNS: [&str; 5] = ["name", "email", "timezone", "email_consent", "dosed
 
 struct ImportRow {
     line: u64,
-    patient: super::patients::ValidPatient,
-    dosing: Option<super::patients::ValidDosing>,
+    patient: crate::service::patients::ValidPatient,
+    dosing: Option<crate::service::patients::ValidDosing>,
 }
 
-pub async fn import_patients(
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/programs/{id}/patients/import",
+        web::post().to(import_patients),
+    );
+}
+
+async fn import_patients(
     state: web::Data<AppState>,
     actor: CurrentUser,
     path: web::Path<i64>,

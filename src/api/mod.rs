@@ -22,6 +22,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(users::config)
             .configure(programs::config)
             .configure(patients::config)
+            .configure(import::config)
             .configure(facilitators::config)
             .configure(cohorts::config)
             .configure(attendance::config)

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cohorts;
 pub mod formation;
 pub mod mail;
+pub mod patients;
 pub mod peer;
 pub mod staffing;
 pub mod users;
