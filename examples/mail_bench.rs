@@ -176,9 +176,9 @@ fn seed(pool: &cohorts::db::DbPool, count: usize) -> anyhow::Result<()> {
         &mut conn,
         &NewCohort {
             program_id: program,
-            kind: "integration".into(),
+            kind: cohorts::domain::status::CohortKind::Integration,
             modality: "ketamine".into(),
-            status: "forming".into(),
+            status: cohorts::domain::status::CohortStatus::Forming,
             venue: None,
             join_url: None,
             staffing_gaps: "[]".into(),
@@ -194,7 +194,7 @@ fn seed(pool: &cohorts::db::DbPool, count: usize) -> anyhow::Result<()> {
             seq: 1,
             starts_at: (Utc::now() + Duration::minutes(90)).naive_utc(),
             duration_minutes: 120,
-            status: "scheduled".into(),
+            status: cohorts::domain::status::SessionStatus::Scheduled,
             ics_sequence: 0,
             created_at: now,
             updated_at: now,
@@ -205,7 +205,7 @@ fn seed(pool: &cohorts::db::DbPool, count: usize) -> anyhow::Result<()> {
         .map(|(id, _)| NewMember {
             cohort_id: cohort,
             patient_id: *id,
-            status: "active".into(),
+            status: cohorts::domain::status::MemberStatus::Active,
             joined_at: now,
         })
         .collect();

@@ -9,36 +9,26 @@ use crate::db::models::patient as patients;
 use crate::db::models::user as users;
 use crate::db::schema::{cohort_members, outbox};
 use crate::db::DbConnection;
+use crate::domain::staffing::Role as TeamRole;
+use crate::domain::status::{MailKind, OutboxStatus, RecipientType};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::json;
-
-pub const PENDING: &str = "pending";
-pub const SENDING: &str = "sending";
-pub const SENT: &str = "sent";
-pub const FAILED: &str = "failed";
-pub const CANCELLED: &str = "cancelled";
-pub const STATUSES: [&str; 5] = [PENDING, SENDING, SENT, FAILED, CANCELLED];
-
-pub const PATIENT: &str = "patient";
-pub const FACILITATOR: &str = "facilitator";
-/// A staff user (program leads); mail to them goes to the user's own address.
-pub const USER: &str = "user";
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = outbox)]
 pub struct OutboxRow {
     pub id: i64,
-    pub kind: String,
+    pub kind: MailKind,
     pub entity_type: String,
     pub entity_id: i64,
-    pub recipient_type: String,
+    pub recipient_type: RecipientType,
     pub recipient_id: i64,
     pub offset_hours: i32,
     pub revision: i32,
     pub program_id: i64,
     pub payload: String,
-    pub status: String,
+    pub status: OutboxStatus,
     pub due_at: NaiveDateTime,
     pub next_attempt_at: NaiveDateTime,
     pub attempts: i32,
@@ -54,16 +44,16 @@ pub struct OutboxRow {
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = outbox)]
 pub struct NewOutbox {
-    pub kind: String,
+    pub kind: MailKind,
     pub entity_type: String,
     pub entity_id: i64,
-    pub recipient_type: String,
+    pub recipient_type: RecipientType,
     pub recipient_id: i64,
     pub offset_hours: i32,
     pub revision: i32,
     pub program_id: i64,
     pub payload: String,
-    pub status: String,
+    pub status: OutboxStatus,
     pub due_at: NaiveDateTime,
     pub next_attempt_at: NaiveDateTime,
     pub attempts: i32,
@@ -75,10 +65,10 @@ pub struct NewOutbox {
 /// What an email is about and who gets it; everything else has a default.
 #[derive(Debug, Clone)]
 pub struct Mail<'a> {
-    pub kind: &'a str,
+    pub kind: MailKind,
     pub entity_type: &'a str,
     pub entity_id: i64,
-    pub recipient_type: &'a str,
+    pub recipient_type: RecipientType,
     pub recipient_id: i64,
     pub offset_hours: i32,
     pub revision: i32,
@@ -90,16 +80,16 @@ pub struct Mail<'a> {
 impl Mail<'_> {
     pub fn row(&self, now: NaiveDateTime) -> NewOutbox {
         NewOutbox {
-            kind: self.kind.into(),
+            kind: self.kind,
             entity_type: self.entity_type.into(),
             entity_id: self.entity_id,
-            recipient_type: self.recipient_type.into(),
+            recipient_type: self.recipient_type,
             recipient_id: self.recipient_id,
             offset_hours: self.offset_hours,
             revision: self.revision,
             program_id: self.program_id,
             payload: self.payload.to_string(),
-            status: PENDING.into(),
+            status: OutboxStatus::Pending,
             due_at: self.due_at,
             next_attempt_at: self.due_at,
             attempts: 0,
@@ -164,10 +154,10 @@ pub fn enqueue_welcome(
     enqueue(
         conn,
         &[Mail {
-            kind: "welcome",
+            kind: MailKind::Welcome,
             entity_type: "cohort",
             entity_id: cohort_id,
-            recipient_type: PATIENT,
+            recipient_type: RecipientType::Patient,
             recipient_id: patient_id,
             offset_hours: 0,
             revision: memberships.saturating_sub(1) as i32,
@@ -204,10 +194,10 @@ pub fn enqueue_session_notice(
     }
     let (kind, payload) = match notice {
         SessionNotice::Changed { old_starts_at } => (
-            "session_changed",
+            MailKind::SessionChanged,
             json!({"old_starts_at": old_starts_at.and_utc().to_rfc3339()}),
         ),
-        SessionNotice::Cancelled => ("session_cancelled", json!({})),
+        SessionNotice::Cancelled => (MailKind::SessionCancelled, json!({})),
     };
     let members = cohorts::active_member_ids(conn, cohort.id)?;
     let team: Vec<i64> = cohorts::team(conn, cohort.id)?
@@ -215,7 +205,10 @@ pub fn enqueue_session_notice(
         .map(|(row, _)| row.facilitator_id)
         .collect();
     let mut mails = Vec::with_capacity(members.len() + team.len());
-    for (recipient_type, ids) in [(PATIENT, &members), (FACILITATOR, &team)] {
+    for (recipient_type, ids) in [
+        (RecipientType::Patient, &members),
+        (RecipientType::Facilitator, &team),
+    ] {
         for id in ids {
             mails.push(Mail {
                 kind,
@@ -245,10 +238,10 @@ pub fn enqueue_attendance_missing(
     let mails: Vec<Mail> = cohorts::team(conn, cohort.id)?
         .into_iter()
         .map(|(row, _)| Mail {
-            kind: "attendance_missing",
+            kind: MailKind::AttendanceMissing,
             entity_type: "session",
             entity_id: session_id,
-            recipient_type: FACILITATOR,
+            recipient_type: RecipientType::Facilitator,
             recipient_id: row.facilitator_id,
             offset_hours: 0,
             revision: 0,
@@ -280,10 +273,10 @@ pub fn enqueue_follow_up(
     let mails: Vec<Mail> = facilitator_ids
         .iter()
         .map(|id| Mail {
-            kind: "follow_up",
+            kind: MailKind::FollowUp,
             entity_type: "follow_up",
             entity_id: follow_up_id,
-            recipient_type: FACILITATOR,
+            recipient_type: RecipientType::Facilitator,
             recipient_id: *id,
             offset_hours: 0,
             revision: 0,
@@ -294,8 +287,6 @@ pub fn enqueue_follow_up(
         .collect();
     enqueue(conn, &mails, now)
 }
-
-pub const ESCALATED: &str = "follow_up_escalated";
 
 /// To each program lead of the cohort's program: follow-up `follow_up_id` escalated
 /// (left unacknowledged, or a member flagged at risk). Call in the transaction that
@@ -310,10 +301,10 @@ pub fn enqueue_escalation(
     let mails: Vec<Mail> = users::leads_of(conn, cohort.program_id)?
         .into_iter()
         .map(|lead| Mail {
-            kind: ESCALATED,
+            kind: MailKind::FollowUpEscalated,
             entity_type: "follow_up",
             entity_id: follow_up_id,
-            recipient_type: USER,
+            recipient_type: RecipientType::User,
             recipient_id: lead,
             offset_hours: 0,
             revision: 0,
@@ -326,20 +317,20 @@ pub fn enqueue_escalation(
 }
 
 /// A facilitator's place on a team: (facilitator id, role).
-pub type TeamPlace = (i64, String);
-
-pub const ASSIGNMENT: &str = "facilitator_assignment";
-pub const UNASSIGNED: &str = "facilitator_unassigned";
+pub type TeamPlace = (i64, TeamRole);
 
 /// Every assignment and unassignment mail of one facilitator about one cohort (a macro:
 /// it serves both a select and an update, whose query types differ).
 macro_rules! team_mail {
     ($cohort_id:expr, $facilitator_id:expr) => {
         outbox::table
-            .filter(outbox::kind.eq_any([ASSIGNMENT, UNASSIGNED]))
+            .filter(outbox::kind.eq_any([
+                MailKind::FacilitatorAssignment,
+                MailKind::FacilitatorUnassigned,
+            ]))
             .filter(outbox::entity_type.eq("cohort"))
             .filter(outbox::entity_id.eq($cohort_id))
-            .filter(outbox::recipient_type.eq(FACILITATOR))
+            .filter(outbox::recipient_type.eq(RecipientType::Facilitator))
             .filter(outbox::recipient_id.eq($facilitator_id))
     };
 }
@@ -356,16 +347,13 @@ pub fn enqueue_team_change(
     after: &[TeamPlace],
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    let role_in = |team: &[TeamPlace], id: i64| {
-        team.iter()
-            .find(|(f, _)| *f == id)
-            .map(|(_, role)| role.clone())
-    };
-    let changed: Vec<(i64, String, Option<String>)> = after
+    let role_in =
+        |team: &[TeamPlace], id: i64| team.iter().find(|(f, _)| *f == id).map(|(_, role)| *role);
+    let changed: Vec<(i64, TeamRole, Option<TeamRole>)> = after
         .iter()
         .filter_map(|(id, role)| match role_in(before, *id) {
             Some(old) if old == *role => None,
-            old => Some((*id, role.clone(), old)),
+            old => Some((*id, *role, old)),
         })
         .collect();
     let removed: Vec<i64> = before
@@ -385,13 +373,27 @@ pub fn enqueue_team_change(
         // Only the latest news about this team stands.
         supersede_team_mail(conn, cohort_id, facilitator_id, now)?;
         let payload = json!({"role": role, "previous_role": previous_role});
-        queued += enqueue_team_mail(conn, &cohort, ASSIGNMENT, facilitator_id, payload, now)?;
+        queued += enqueue_team_mail(
+            conn,
+            &cohort,
+            MailKind::FacilitatorAssignment,
+            facilitator_id,
+            payload,
+            now,
+        )?;
     }
     for facilitator_id in removed {
         let told = told_on_team(conn, cohort_id, facilitator_id)?;
         supersede_team_mail(conn, cohort_id, facilitator_id, now)?;
         if told {
-            queued += enqueue_team_mail(conn, &cohort, UNASSIGNED, facilitator_id, json!({}), now)?;
+            queued += enqueue_team_mail(
+                conn,
+                &cohort,
+                MailKind::FacilitatorUnassigned,
+                facilitator_id,
+                json!({}),
+                now,
+            )?;
         }
     }
     Ok(queued)
@@ -401,7 +403,7 @@ pub fn enqueue_team_change(
 /// team mail is an assignment, or there is none at all (a team written before these
 /// mails existed). Someone whose assignment never went out is not told of the removal.
 fn told_on_team(conn: &mut DbConnection, cohort_id: i64, facilitator_id: i64) -> QueryResult<bool> {
-    let rows: Vec<(String, String)> = team_mail!(cohort_id, facilitator_id)
+    let rows: Vec<(MailKind, OutboxStatus)> = team_mail!(cohort_id, facilitator_id)
         .order(outbox::id.desc())
         .select((outbox::kind, outbox::status))
         .load(conn)?;
@@ -410,8 +412,8 @@ fn told_on_team(conn: &mut DbConnection, cohort_id: i64, facilitator_id: i64) ->
     }
     Ok(rows
         .iter()
-        .find(|(_, status)| status == SENT || status == SENDING)
-        .is_some_and(|(kind, _)| kind == ASSIGNMENT))
+        .find(|(_, status)| matches!(status, OutboxStatus::Sent | OutboxStatus::Sending))
+        .is_some_and(|(kind, _)| *kind == MailKind::FacilitatorAssignment))
 }
 
 /// Cancels team mail still queued for a facilitator about a cohort: newer news replaces it.
@@ -421,19 +423,21 @@ fn supersede_team_mail(
     facilitator_id: i64,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    diesel::update(team_mail!(cohort_id, facilitator_id).filter(outbox::status.eq(PENDING)))
-        .set((
-            outbox::status.eq(CANCELLED),
-            outbox::last_error.eq("the team changed again"),
-            outbox::updated_at.eq(now),
-        ))
-        .execute(conn)
+    diesel::update(
+        team_mail!(cohort_id, facilitator_id).filter(outbox::status.eq(OutboxStatus::Pending)),
+    )
+    .set((
+        outbox::status.eq(OutboxStatus::Cancelled),
+        outbox::last_error.eq("the team changed again"),
+        outbox::updated_at.eq(now),
+    ))
+    .execute(conn)
 }
 
 fn enqueue_team_mail(
     conn: &mut DbConnection,
     cohort: &cohorts::CohortRow,
-    kind: &'static str,
+    kind: MailKind,
     facilitator_id: i64,
     payload: serde_json::Value,
     now: NaiveDateTime,
@@ -450,7 +454,7 @@ fn enqueue_team_mail(
             kind,
             entity_type: "cohort",
             entity_id: cohort.id,
-            recipient_type: FACILITATOR,
+            recipient_type: RecipientType::Facilitator,
             recipient_id: facilitator_id,
             offset_hours: 0,
             revision: i32::try_from(earlier).unwrap_or(i32::MAX),
@@ -474,10 +478,10 @@ pub fn enqueue_peer_invitation(
     enqueue(
         conn,
         &[Mail {
-            kind: "peer_invitation",
+            kind: MailKind::PeerInvitation,
             entity_type: "cohort",
             entity_id: cohort_id,
-            recipient_type: PATIENT,
+            recipient_type: RecipientType::Patient,
             recipient_id: patient_id,
             offset_hours: 0,
             revision: 0,
@@ -498,12 +502,12 @@ pub fn cancel_for_patient(
 ) -> QueryResult<usize> {
     diesel::update(
         outbox::table
-            .filter(outbox::recipient_type.eq(PATIENT))
+            .filter(outbox::recipient_type.eq(RecipientType::Patient))
             .filter(outbox::recipient_id.eq(patient_id))
-            .filter(outbox::status.eq(PENDING)),
+            .filter(outbox::status.eq(OutboxStatus::Pending)),
     )
     .set((
-        outbox::status.eq(CANCELLED),
+        outbox::status.eq(OutboxStatus::Cancelled),
         outbox::last_error.eq(reason),
         outbox::updated_at.eq(now),
     ))
@@ -520,11 +524,11 @@ pub fn cancel_for_session(
         outbox::table
             .filter(outbox::entity_type.eq("session"))
             .filter(outbox::entity_id.eq(session_id))
-            .filter(outbox::kind.eq_any(["reminder", "facilitator_roster"]))
-            .filter(outbox::status.eq(PENDING)),
+            .filter(outbox::kind.eq_any([MailKind::Reminder, MailKind::FacilitatorRoster]))
+            .filter(outbox::status.eq(OutboxStatus::Pending)),
     )
     .set((
-        outbox::status.eq(CANCELLED),
+        outbox::status.eq(OutboxStatus::Cancelled),
         outbox::last_error.eq("the session changed"),
         outbox::updated_at.eq(now),
     ))
@@ -583,7 +587,7 @@ pub fn claim(
 pub fn mark_sent(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(outbox::table.find(id))
         .set((
-            outbox::status.eq(SENT),
+            outbox::status.eq(OutboxStatus::Sent),
             outbox::sent_at.eq(now),
             outbox::last_error.eq(None::<String>),
             outbox::updated_at.eq(now),
@@ -604,7 +608,7 @@ pub fn mark_failed(
     match retry_at {
         Some(at) => diesel::update(target)
             .set((
-                outbox::status.eq(PENDING),
+                outbox::status.eq(OutboxStatus::Pending),
                 outbox::next_attempt_at.eq(at),
                 outbox::last_error.eq(error),
                 outbox::claimed_by.eq(None::<String>),
@@ -613,7 +617,7 @@ pub fn mark_failed(
             .execute(conn),
         None => diesel::update(target)
             .set((
-                outbox::status.eq(FAILED),
+                outbox::status.eq(OutboxStatus::Failed),
                 outbox::last_error.eq(error),
                 outbox::claimed_by.eq(None::<String>),
                 outbox::updated_at.eq(now),
@@ -631,7 +635,7 @@ pub fn mark_cancelled(
 ) -> QueryResult<usize> {
     diesel::update(outbox::table.find(id))
         .set((
-            outbox::status.eq(CANCELLED),
+            outbox::status.eq(OutboxStatus::Cancelled),
             outbox::last_error.eq(reason),
             outbox::claimed_by.eq(None::<String>),
             outbox::updated_at.eq(now),
@@ -641,14 +645,18 @@ pub fn mark_cancelled(
 
 /// A failed row back to pending, due now, with a fresh set of attempts.
 pub fn retry(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(outbox::table.find(id).filter(outbox::status.eq(FAILED)))
-        .set((
-            outbox::status.eq(PENDING),
-            outbox::attempts.eq(0),
-            outbox::next_attempt_at.eq(now),
-            outbox::updated_at.eq(now),
-        ))
-        .execute(conn)
+    diesel::update(
+        outbox::table
+            .find(id)
+            .filter(outbox::status.eq(OutboxStatus::Failed)),
+    )
+    .set((
+        outbox::status.eq(OutboxStatus::Pending),
+        outbox::attempts.eq(0),
+        outbox::next_attempt_at.eq(now),
+        outbox::updated_at.eq(now),
+    ))
+    .execute(conn)
 }
 
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<OutboxRow> {
@@ -662,7 +670,7 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<OutboxRow> {
 pub fn list(
     conn: &mut DbConnection,
     programs: Option<&[i64]>,
-    status: Option<&str>,
+    status: Option<OutboxStatus>,
     limit: i64,
 ) -> QueryResult<Vec<OutboxRow>> {
     let mut query = outbox::table
@@ -674,13 +682,13 @@ pub fn list(
         query = query.filter(outbox::program_id.eq_any(ids.to_vec()));
     }
     if let Some(status) = status {
-        query = query.filter(outbox::status.eq(status.to_string()));
+        query = query.filter(outbox::status.eq(status));
     }
     query.load(conn)
 }
 
 /// Rows per status, for the metrics.
-pub fn depth(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
+pub fn depth(conn: &mut DbConnection) -> QueryResult<Vec<(OutboxStatus, i64)>> {
     outbox::table
         .group_by(outbox::status)
         .select((outbox::status, diesel::dsl::count_star()))
@@ -688,8 +696,8 @@ pub fn depth(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
 }
 
 /// `cohorts_outbox_depth{status="…"}` for every status, zero included.
-pub fn depth_gauges(depth: &[(String, i64)]) -> Vec<(String, f64)> {
-    STATUSES
+pub fn depth_gauges(depth: &[(OutboxStatus, i64)]) -> Vec<(String, f64)> {
+    OutboxStatus::ALL
         .iter()
         .map(|status| {
             let count = depth

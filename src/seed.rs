@@ -10,6 +10,7 @@ use crate::db::models::user::{self as users, Role};
 use crate::db::schema;
 use crate::db::{write_transaction, DbConnection};
 use crate::domain::program::ProgramRules;
+use crate::domain::status::{CohortKind, CohortStatus, MemberStatus, SessionStatus};
 use crate::domain::Modality;
 use crate::error::{AppError, AppResult};
 use crate::service::attendance as consequences;
@@ -378,7 +379,7 @@ fn demo(conn: &mut DbConnection) -> AppResult<SeedReport> {
     {
         use schema::cohort_members::dsl as m;
         diesel::update(m::cohort_members.filter(m::cohort_id.eq(completed)))
-            .set(m::status.eq("completed"))
+            .set(m::status.eq(MemberStatus::Completed))
             .execute(conn)?;
     }
     let done: Vec<i64> = cohorts::members(conn, completed)?
@@ -457,9 +458,9 @@ fn large_program(conn: &mut DbConnection) -> AppResult<(i64, usize)> {
             conn,
             &NewCohort {
                 program_id,
-                kind: cohorts::KIND_INTEGRATION.into(),
+                kind: CohortKind::Integration,
                 modality: "ketamine".into(),
-                status: "completed".into(),
+                status: CohortStatus::Completed,
                 venue: None,
                 join_url: None,
                 staffing_gaps: "[]".into(),
@@ -481,7 +482,7 @@ fn large_program(conn: &mut DbConnection) -> AppResult<(i64, usize)> {
                 seq: seq as i32 + 1,
                 starts_at: starts.naive_utc(),
                 duration_minutes: 120,
-                status: "held".into(),
+                status: SessionStatus::Held,
                 ics_sequence: 0,
                 created_at: now,
                 updated_at: now,
@@ -492,7 +493,7 @@ fn large_program(conn: &mut DbConnection) -> AppResult<(i64, usize)> {
                 members.push(NewMember {
                     cohort_id: id,
                     patient_id: *patient_id,
-                    status: "completed".into(),
+                    status: MemberStatus::Completed,
                     joined_at: now,
                 });
             }

@@ -8,6 +8,7 @@ use crate::db::{self as database, write_transaction, DbConnection};
 use crate::domain::patient::PatientStatus;
 use crate::domain::schedule;
 use crate::domain::staffing::{self as staffing, Assignment, Role as TeamRole};
+use crate::domain::status::{CohortKind, CohortStatus, SessionStatus};
 use crate::domain::Modality;
 use crate::error::{AppError, AppResult};
 use crate::service::cohorts::{
@@ -73,13 +74,16 @@ async fn peer_circles(
         cohorts::activate_started(conn, database::now())?;
         let now = database::now();
         let mut views = Vec::new();
-        for status in ["forming", "active", "completed"] {
-            for circle in cohorts::of_program(conn, program_id, cohorts::KIND_PEER_SUPPORT, status)?
-            {
+        for status in [
+            CohortStatus::Forming,
+            CohortStatus::Active,
+            CohortStatus::Completed,
+        ] {
+            for circle in cohorts::of_program(conn, program_id, CohortKind::PeerSupport, status)? {
                 let members = cohorts::active_member_ids(conn, circle.id)?;
                 let next = cohorts::sessions_of(conn, &[circle.id])?
                     .into_iter()
-                    .filter(|s| s.status == "scheduled" && s.starts_at > now)
+                    .filter(|s| s.status == SessionStatus::Scheduled && s.starts_at > now)
                     .map(|s| s.starts_at.and_utc())
                     .min();
                 let from_cohorts: std::collections::BTreeSet<i64> =
@@ -234,16 +238,12 @@ async fn create(
 ) -> AppResult<HttpResponse> {
     let request = body.0;
     let reason = override_reason(request.override_reason.as_deref())?;
-    let kind = request
-        .kind
-        .clone()
-        .unwrap_or_else(|| cohorts::KIND_INTEGRATION.into());
-    if kind != cohorts::KIND_INTEGRATION && kind != cohorts::KIND_PEER_SUPPORT {
-        return Err(AppError::field(
-            "kind",
-            "must be integration or peer_support",
-        ));
-    }
+    let kind = match request.kind.as_deref() {
+        None => CohortKind::Integration,
+        Some(text) => text
+            .parse::<CohortKind>()
+            .map_err(|_| AppError::field("kind", "must be integration or peer_support"))?,
+    };
     let first_session_at = DateTime::parse_from_rfc3339(request.first_session_at.trim())
         .map_err(|_| AppError::field("first_session_at", "must be an RFC 3339 time with offset"))?
         .with_timezone(&Utc);
@@ -285,7 +285,7 @@ async fn create(
                     });
                 }
             }
-            let (max_size, sessions, interval) = if kind == cohorts::KIND_PEER_SUPPORT {
+            let (max_size, sessions, interval) = if kind == CohortKind::PeerSupport {
                 let peer = &program.rules.peer_support;
                 (
                     peer.max_size,
@@ -306,7 +306,7 @@ async fn create(
                     members.len()
                 ));
             }
-            if kind == cohorts::KIND_INTEGRATION
+            if kind == CohortKind::Integration
                 && members.len() < program.rules.cohort.min_size as usize
             {
                 violations.push(format!(
@@ -333,7 +333,7 @@ async fn create(
             let id = create_cohort_of_kind(
                 conn,
                 &program,
-                &kind,
+                kind,
                 modality,
                 &members,
                 &starts,
@@ -344,7 +344,7 @@ async fn create(
             let cohort = cohorts::find(conn, id)?;
             match request.facilitators {
                 Some(team) => {
-                    let rules = staffing_io::rules_for(&program, &kind);
+                    let rules = staffing_io::rules_for(&program, kind);
                     let need = staffing_io::need_of(conn, &program, &cohort)?;
                     let profiles = staffing_io::load_profiles(conn, program.id, &[id])?;
                     let team: Vec<Assignment> = team
@@ -443,7 +443,7 @@ async fn add_member(
     let view = db(&state, move |conn| {
         write_transaction(conn, |conn| {
             let cohort = cohort_for_lead(conn, &actor, id)?;
-            if !matches!(cohort.status.as_str(), "forming" | "active") {
+            if !matches!(cohort.status, CohortStatus::Forming | CohortStatus::Active) {
                 return Err(AppError::Conflict {
                     message: format!("the cohort is {}", cohort.status),
                     details: Some(json!({"current_status": cohort.status})),
@@ -480,7 +480,7 @@ async fn add_member(
                 }));
             }
             let mut members = cohorts::active_member_ids(conn, id)?;
-            let max = if cohort.kind == cohorts::KIND_PEER_SUPPORT {
+            let max = if cohort.kind == CohortKind::PeerSupport {
                 program.rules.peer_support.max_size
             } else {
                 program.rules.cohort.max_size
@@ -545,7 +545,7 @@ async fn withdraw_member(
             }
             // Leaving a peer circle returns the person to `completed`; leaving an
             // integration cohort withdraws them.
-            let after = if cohort.kind == cohorts::KIND_PEER_SUPPORT {
+            let after = if cohort.kind == CohortKind::PeerSupport {
                 PatientStatus::Completed
             } else {
                 PatientStatus::Withdrawn
@@ -609,7 +609,7 @@ async fn set_team(
         write_transaction(conn, |conn| {
             let cohort = cohort_for_lead(conn, &actor, id)?;
             let program = program_context(conn, cohort.program_id)?;
-            let rules = staffing_io::rules_for(&program, &cohort.kind);
+            let rules = staffing_io::rules_for(&program, cohort.kind);
             let need = staffing_io::need_of(conn, &program, &cohort)?;
             let profiles = staffing_io::load_profiles(conn, program.id, &[id])?;
             let violations: Vec<String> = staffing::check_team(&rules, &need, &team, &profiles)
@@ -722,8 +722,8 @@ async fn patch_session(
             };
             let started = session.starts_at <= now;
             let allowed = match change {
-                SessionChange::DidNotTakePlace => started && matches!(session.status.as_str(), "scheduled" | "held"),
-                _ => !started && session.status == "scheduled",
+                SessionChange::DidNotTakePlace => started && matches!(session.status, SessionStatus::Scheduled | SessionStatus::Held),
+                _ => !started && session.status == SessionStatus::Scheduled,
             };
             if !allowed {
                 return Err(AppError::Conflict {

@@ -1,6 +1,7 @@
 //! The outbox as leads see it: what is queued, sent, failed (with the last error), and a
 //! retry for failures. Rows carry ids, never bodies. Plus template previews on sample data.
 
+use crate::domain::status::OutboxStatus;
 use crate::email::Mailer;
 use crate::email::{self, KINDS};
 use crate::error::{AppError, AppResult};
@@ -50,14 +51,13 @@ async fn list(
 ) -> AppResult<HttpResponse> {
     actor.require_lead_or_admin()?;
     let params = params.into_inner();
-    if let Some(status) = &params.status {
-        if !outbox::STATUSES.contains(&status.as_str()) {
-            return Err(AppError::field(
-                "status",
-                format!("must be one of {}", outbox::STATUSES.join(", ")),
-            ));
-        }
-    }
+    let status = match params.status.as_deref() {
+        None => None,
+        Some(text) => Some(text.parse::<OutboxStatus>().map_err(|_| {
+            let allowed: Vec<&str> = OutboxStatus::ALL.iter().map(|s| s.as_str()).collect();
+            AppError::field("status", format!("must be one of {}", allowed.join(", ")))
+        })?),
+    };
     let limit = params.limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
         return Err(AppError::field("limit", "must be between 1 and 1000"));
@@ -66,7 +66,7 @@ async fn list(
         Ok(outbox::list(
             conn,
             actor.program_scope().as_deref(),
-            params.status.as_deref(),
+            status,
             limit,
         )?)
     })

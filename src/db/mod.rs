@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod audit;
+pub mod enums;
 pub mod models;
 pub mod schema;
 

@@ -155,12 +155,12 @@ pub struct CohortNeed {
     pub timezone: Tz,
 }
 
-/// A facilitator's part in a cohort.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Lead,
-    CoFacilitator,
+text_enum! {
+    /// A facilitator's part in a cohort.
+    Role {
+        Lead = "lead",
+        CoFacilitator = "co_facilitator",
+    }
 }
 
 /// One facilitator on a team.

@@ -12,6 +12,9 @@ use crate::db::{self as database, write_transaction, DbConnection};
 use crate::domain::attendance::{
     attendance_rate, completed, current_streak, AttendanceStatus, Streak,
 };
+use crate::domain::status::{
+    CohortKind, FollowUpKind, FollowUpStatus, MemberStatus, SessionStatus,
+};
 use crate::error::{AppError, AppResult, FieldErrors};
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
@@ -20,9 +23,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A follow-up not acknowledged within this long goes to the program's leads.
 pub const ESCALATE_AFTER: Duration = Duration::hours(72);
-
-pub const KIND_OUTREACH: &str = "outreach";
-pub const KIND_AT_RISK: &str = "at_risk";
 
 /// Each member's marks over the cohort's held sessions, in time order.
 pub struct CohortMarks {
@@ -34,7 +34,7 @@ impl CohortMarks {
     pub fn load(conn: &mut DbConnection, cohort_id: i64) -> AppResult<CohortMarks> {
         let mut held: Vec<cohorts::SessionRow> = cohorts::sessions_of(conn, &[cohort_id])?
             .into_iter()
-            .filter(|s| s.status == "held")
+            .filter(|s| s.status == SessionStatus::Held)
             .collect();
         held.sort_by_key(|s| (s.starts_at, s.seq));
         let ids: Vec<i64> = held.iter().map(|s| s.id).collect();
@@ -68,7 +68,7 @@ pub fn open_follow_ups(
 ) -> AppResult<Vec<i64>> {
     let rules = &program.rules.attendance;
     // Peer circles are voluntary: no outreach for missing one, unless the program asks.
-    if cohort.kind == cohorts::KIND_PEER_SUPPORT && !program.rules.peer_support.follow_ups {
+    if cohort.kind == CohortKind::PeerSupport && !program.rules.peer_support.follow_ups {
         return Ok(vec![]);
     }
     let marks = CohortMarks::load(conn, cohort.id)?;
@@ -84,15 +84,15 @@ pub fn open_follow_ups(
         };
         let absences = streak.absences as i32;
         for (kind, threshold, escalated) in [
-            (KIND_OUTREACH, rules.outreach_after, None),
-            (KIND_AT_RISK, rules.at_risk_after, Some(now)),
+            (FollowUpKind::Outreach, rules.outreach_after, None),
+            (FollowUpKind::AtRisk, rules.at_risk_after, Some(now)),
         ] {
             if streak.absences >= threshold {
                 let new = records::NewFollowUp {
                     cohort_id: cohort.id,
                     patient_id: *patient_id,
                     kind,
-                    status: "open",
+                    status: FollowUpStatus::Open,
                     streak_start_session_id: start,
                     consecutive_absences: absences,
                     opened_at: now,
@@ -223,7 +223,10 @@ pub fn record(
                 details: Some(json!({"starts_at": session.starts_at.and_utc()})),
             });
         }
-        if matches!(session.status.as_str(), "cancelled" | "did_not_take_place") {
+        if matches!(
+            session.status,
+            SessionStatus::Cancelled | SessionStatus::DidNotTakePlace
+        ) {
             return Err(AppError::Conflict {
                 message: format!("the session is {}", session.status),
                 details: Some(json!({"current_status": session.status})),
@@ -290,7 +293,7 @@ pub fn record(
             }
         }
         written += records::insert(conn, &fresh)?;
-        if session.status == "scheduled" {
+        if session.status == SessionStatus::Scheduled {
             cohorts::set_session_status(conn, session_id, "held", now)?;
         }
         if written > 0 {
@@ -335,7 +338,7 @@ pub fn attendance_document(
     let members: Vec<Value> = cohorts::members_with_names(conn, cohort.id)?
         .into_iter()
         .filter(|(member, _)| {
-            member.status == cohorts::MEMBER_ACTIVE || recorded.contains_key(&member.patient_id)
+            member.status == MemberStatus::Active || recorded.contains_key(&member.patient_id)
         })
         .map(|(member, name)| {
             let record = recorded.get(&member.patient_id);
@@ -384,10 +387,11 @@ pub fn cohort_matrix(conn: &mut DbConnection, actor: &Actor, cohort_id: i64) -> 
     for (session_id, status, count) in records::session_counts(conn, cohort_id)? {
         counts.entry(session_id).or_default().insert(status, count);
     }
-    let open: Vec<records::FollowUpRow> = records::list(conn, Some("open"), None, None)?
-        .into_iter()
-        .filter(|f| f.cohort_id == cohort_id)
-        .collect();
+    let open: Vec<records::FollowUpRow> =
+        records::list(conn, Some(FollowUpStatus::Open), None, None)?
+            .into_iter()
+            .filter(|f| f.cohort_id == cohort_id)
+            .collect();
     let streaks = CohortMarks::load(conn, cohort_id)?;
     let threshold = program.rules.attendance.completion_threshold;
     let at_risk_after = program.rules.attendance.at_risk_after;
@@ -397,13 +401,13 @@ pub fn cohort_matrix(conn: &mut DbConnection, actor: &Actor, cohort_id: i64) -> 
                 let tally = tallies.get(&member.patient_id);
                 let (attended, held) = tally.map_or((0, 0), |t| (t.attended as u32, t.held as u32));
                 let streak = streaks.streak(member.patient_id);
-                let mut flags: Vec<&str> = open
+                let mut flags: Vec<FollowUpKind> = open
                     .iter()
                     .filter(|f| f.patient_id == member.patient_id)
-                    .map(|f| f.kind.as_str())
+                    .map(|f| f.kind)
                     .collect();
-                if streak.absences >= at_risk_after && !flags.contains(&KIND_AT_RISK) {
-                    flags.push(KIND_AT_RISK);
+                if streak.absences >= at_risk_after && !flags.contains(&FollowUpKind::AtRisk) {
+                    flags.push(FollowUpKind::AtRisk);
                 }
                 json!({
                     "patient_id": member.patient_id,
@@ -582,13 +586,10 @@ pub fn list_follow_ups(
 ) -> AppResult<Vec<Value>> {
     let status = match status {
         None | Some("all") => None,
-        Some(s @ ("open" | "acknowledged")) => Some(s),
-        Some(_) => {
-            return Err(AppError::field(
-                "status",
-                "must be open, acknowledged or all",
-            ))
-        }
+        Some(text) => Some(
+            text.parse::<FollowUpStatus>()
+                .map_err(|_| AppError::field("status", "must be open, acknowledged or all"))?,
+        ),
     };
     let rows = match actor.role {
         Role::Facilitator => match actor.facilitator_id {

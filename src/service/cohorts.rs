@@ -5,6 +5,7 @@ use super::ProgramContext;
 use crate::db::models::cohort::{self as cohorts, CohortRow};
 use crate::db::models::program;
 use crate::db::DbConnection;
+use crate::domain::status::SessionStatus;
 use crate::error::AppResult;
 use serde_json::{json, Value};
 
@@ -80,7 +81,7 @@ pub fn cohort_document(
     let gaps: Vec<String> = serde_json::from_str(&cohort.staffing_gaps).unwrap_or_default();
     let live: Vec<_> = sessions
         .iter()
-        .filter(|s| s.status != "cancelled")
+        .filter(|s| s.status != SessionStatus::Cancelled)
         .collect();
     Ok(json!({
         "id": cohort.id,

@@ -11,6 +11,7 @@ use crate::domain::formation::{
     self, Exclusions, FormationRules, Joined, OpenCohort, Waiting, WaitingPatient,
 };
 use crate::domain::staffing::{self as staffing, Assignment, CohortNeed};
+use crate::domain::status::{CohortKind, CohortStatus, MemberStatus, SessionStatus};
 use crate::domain::Modality;
 use crate::error::AppResult;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
@@ -128,7 +129,7 @@ pub fn form(
         .collect();
     let profiles = staffing_io::load_profiles(conn, program.id, &[])?;
     let teams = staffing::staff(
-        &staffing_io::rules_for(program, cohorts::KIND_INTEGRATION),
+        &staffing_io::rules_for(program, CohortKind::Integration),
         &needs,
         &profiles,
     );
@@ -220,7 +221,12 @@ fn open_cohorts(
     program: &ProgramContext,
     now: NaiveDateTime,
 ) -> AppResult<Vec<OpenCohort>> {
-    let forming = cohorts::of_program(conn, program.id, cohorts::KIND_INTEGRATION, "forming")?;
+    let forming = cohorts::of_program(
+        conn,
+        program.id,
+        CohortKind::Integration,
+        CohortStatus::Forming,
+    )?;
     if forming.is_empty() {
         return Ok(vec![]);
     }
@@ -232,7 +238,7 @@ fn open_cohorts(
         .collect();
     let mut first_start: HashMap<i64, NaiveDateTime> = HashMap::new();
     for session in cohorts::sessions_of(conn, &ids)? {
-        if session.status != "cancelled" {
+        if session.status != SessionStatus::Cancelled {
             first_start
                 .entry(session.cohort_id)
                 .or_insert(session.starts_at);
@@ -280,7 +286,7 @@ pub fn create_cohort(
     create_cohort_of_kind(
         conn,
         program,
-        cohorts::KIND_INTEGRATION,
+        CohortKind::Integration,
         modality,
         members,
         session_starts,
@@ -294,7 +300,7 @@ pub fn create_cohort(
 pub fn create_cohort_of_kind(
     conn: &mut DbConnection,
     program: &ProgramContext,
-    kind: &str,
+    kind: CohortKind,
     modality: Modality,
     members: &[i64],
     session_starts: &[DateTime<Utc>],
@@ -306,9 +312,9 @@ pub fn create_cohort_of_kind(
         conn,
         &NewCohort {
             program_id: program.id,
-            kind: kind.into(),
+            kind,
             modality: modality.as_str().into(),
-            status: "forming".into(),
+            status: CohortStatus::Forming,
             venue: None,
             join_url: None,
             staffing_gaps: "[]".into(),
@@ -325,7 +331,7 @@ pub fn create_cohort_of_kind(
             seq: index as i32 + 1,
             starts_at: starts_at.naive_utc(),
             duration_minutes: duration_minutes as i32,
-            status: "scheduled".into(),
+            status: SessionStatus::Scheduled,
             ics_sequence: 0,
             created_at: now,
             updated_at: now,
@@ -365,7 +371,7 @@ pub fn add_member(
         &[NewMember {
             cohort_id,
             patient_id,
-            status: cohorts::MEMBER_ACTIVE.into(),
+            status: MemberStatus::Active,
             joined_at: now,
         }],
     )

@@ -2,6 +2,7 @@
 
 use crate::db::audit::{self, AuditEvent};
 use crate::db::{self as database, write_transaction, DbConnection};
+use crate::domain::status::OutboxStatus;
 use crate::error::{AppError, AppResult};
 use crate::outbox::{self, OutboxRow};
 use crate::service::auth::Actor;
@@ -12,7 +13,7 @@ pub fn retry_failed(conn: &mut DbConnection, actor: &Actor, id: i64) -> AppResul
     write_transaction(conn, |conn| {
         let row = outbox::find(conn, id)?;
         actor.require_lead_of(row.program_id)?;
-        if row.status != outbox::FAILED {
+        if row.status != OutboxStatus::Failed {
             return Err(AppError::Conflict {
                 message: "only a failed message can be retried".into(),
                 details: Some(json!({"current_status": row.status})),

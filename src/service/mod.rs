@@ -16,6 +16,7 @@ pub mod users;
 use crate::db::models::program::ProgramRow;
 use crate::domain::program::ProgramRules;
 use crate::domain::schedule;
+use crate::domain::status::{CohortStatus, SessionStatus};
 use crate::domain::Modality;
 use crate::error::AppResult;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
@@ -92,10 +93,10 @@ pub fn housekeeping(conn: &mut crate::db::DbConnection, now: NaiveDateTime) -> A
         // A session over for two hours with no attendance at all, within the last week.
         let ended: Vec<(i64, NaiveDateTime, i32)> = sessions::table
             .inner_join(cohort_table::table)
-            .filter(sessions::status.eq("scheduled"))
+            .filter(sessions::status.eq(SessionStatus::Scheduled))
             .filter(sessions::starts_at.le(now))
             .filter(sessions::starts_at.gt(now - chrono::Duration::days(7)))
-            .filter(cohort_table::status.eq("active"))
+            .filter(cohort_table::status.eq(CohortStatus::Active))
             .select((
                 sessions::id,
                 sessions::starts_at,

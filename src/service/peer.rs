@@ -12,6 +12,9 @@ use crate::db::DbConnection;
 use crate::domain::attendance::completed;
 use crate::domain::patient::PatientStatus;
 use crate::domain::schedule;
+use crate::domain::status::{
+    CohortKind, CohortStatus, InvitationStatus, MemberStatus, SessionStatus,
+};
 use crate::error::{AppError, AppResult};
 use crate::per_backend;
 use chrono::{Duration, NaiveDateTime};
@@ -49,7 +52,7 @@ pub fn check_ready(
     let sessions = cohorts::sessions_of(conn, &[cohort.id])?;
     let ahead: Vec<i64> = sessions
         .iter()
-        .filter(|s| s.status == "scheduled" && s.starts_at > now)
+        .filter(|s| s.status == SessionStatus::Scheduled && s.starts_at > now)
         .map(|s| s.id)
         .collect();
     if !ahead.is_empty() {
@@ -60,12 +63,12 @@ pub fn check_ready(
     }
     let unrecorded: Vec<i64> = sessions
         .iter()
-        .filter(|s| s.status == "scheduled")
+        .filter(|s| s.status == SessionStatus::Scheduled)
         .map(|s| s.id)
         .collect();
     let held: Vec<i64> = sessions
         .iter()
-        .filter(|s| s.status == "held")
+        .filter(|s| s.status == SessionStatus::Held)
         .map(|s| s.id)
         .collect();
     let members = cohorts::active_member_ids(conn, cohort.id)?;
@@ -99,7 +102,7 @@ pub fn complete(
     actor: Option<i64>,
     now: NaiveDateTime,
 ) -> AppResult<CompletionOutcome> {
-    if !matches!(cohort.status.as_str(), "forming" | "active") {
+    if !matches!(cohort.status, CohortStatus::Forming | CohortStatus::Active) {
         return Err(AppError::Conflict {
             message: format!("the cohort is {}", cohort.status),
             details: Some(json!({"current_status": cohort.status})),
@@ -130,10 +133,10 @@ pub fn complete(
                 cohort_members::table
                     .filter(cohort_members::cohort_id.eq(cohort.id))
                     .filter(cohort_members::patient_id.eq(tally.patient_id))
-                    .filter(cohort_members::status.eq(cohorts::MEMBER_ACTIVE)),
+                    .filter(cohort_members::status.eq(MemberStatus::Active)),
             )
             .set((
-                cohort_members::status.eq("completed"),
+                cohort_members::status.eq(MemberStatus::Completed),
                 cohort_members::left_at.eq(now),
             ))
             .execute(conn)?;
@@ -144,7 +147,7 @@ pub fn complete(
                 now,
             )?;
             let patient = patients::find(conn, tally.patient_id)?;
-            if cohort.kind == cohorts::KIND_INTEGRATION && patient.email_consent {
+            if cohort.kind == CohortKind::Integration && patient.email_consent {
                 let invitation = invite(conn, tally.patient_id, cohort.id, now)?;
                 crate::outbox::enqueue_peer_invitation(
                     conn,
@@ -166,7 +169,7 @@ pub fn complete(
     }
     diesel::update(crate::db::schema::cohorts::table.find(cohort.id))
         .set((
-            crate::db::schema::cohorts::status.eq("completed"),
+            crate::db::schema::cohorts::status.eq(CohortStatus::Completed),
             crate::db::schema::cohorts::updated_at.eq(now),
         ))
         .execute(conn)?;
@@ -204,7 +207,7 @@ fn invite(
         .values((
             peer_invitations::patient_id.eq(patient_id),
             peer_invitations::cohort_id.eq(cohort_id),
-            peer_invitations::status.eq("pending"),
+            peer_invitations::status.eq(InvitationStatus::Pending),
             peer_invitations::created_at.eq(now),
         ))
         .returning(peer_invitations::id)
@@ -217,7 +220,7 @@ pub struct Invitation {
     pub id: i64,
     pub patient_id: i64,
     pub cohort_id: i64,
-    pub status: String,
+    pub status: InvitationStatus,
     pub circle_id: Option<i64>,
     pub created_at: NaiveDateTime,
     pub responded_at: Option<NaiveDateTime>,
@@ -238,7 +241,7 @@ pub fn invitations_of(conn: &mut DbConnection, patient_id: i64) -> AppResult<Vec
 /// (a new circle when every one is full). Answering twice gives the same circle.
 pub fn accept(conn: &mut DbConnection, invitation_id: i64, now: NaiveDateTime) -> AppResult<i64> {
     let invitation = find_invitation(conn, invitation_id)?;
-    if let (Some(circle), "accepted") = (invitation.circle_id, invitation.status.as_str()) {
+    if let (Some(circle), InvitationStatus::Accepted) = (invitation.circle_id, invitation.status) {
         return Ok(circle);
     }
     let patient = patients::find(conn, invitation.patient_id)?;
@@ -264,7 +267,7 @@ pub fn accept(conn: &mut DbConnection, invitation_id: i64, now: NaiveDateTime) -
     )?;
     diesel::update(peer_invitations::table.find(invitation_id))
         .set((
-            peer_invitations::status.eq("accepted"),
+            peer_invitations::status.eq(InvitationStatus::Accepted),
             peer_invitations::circle_id.eq(circle),
             peer_invitations::responded_at.eq(now),
         ))
@@ -274,7 +277,7 @@ pub fn accept(conn: &mut DbConnection, invitation_id: i64, now: NaiveDateTime) -
 
 pub fn decline(conn: &mut DbConnection, invitation_id: i64, now: NaiveDateTime) -> AppResult<()> {
     let invitation = find_invitation(conn, invitation_id)?;
-    if invitation.status == "accepted" {
+    if invitation.status == InvitationStatus::Accepted {
         return Err(AppError::Conflict {
             message: "this invitation was accepted; leave the circle instead".into(),
             details: Some(json!({"current_status": invitation.status})),
@@ -282,7 +285,7 @@ pub fn decline(conn: &mut DbConnection, invitation_id: i64, now: NaiveDateTime) 
     }
     diesel::update(peer_invitations::table.find(invitation_id))
         .set((
-            peer_invitations::status.eq("declined"),
+            peer_invitations::status.eq(InvitationStatus::Declined),
             peer_invitations::responded_at.eq(now),
         ))
         .execute(conn)?;
@@ -320,11 +323,11 @@ pub fn open_circle(
     now: NaiveDateTime,
 ) -> AppResult<Option<i64>> {
     let capacity = program.rules.peer_support.max_size as usize;
-    for status in ["forming", "active"] {
-        for circle in cohorts::of_program(conn, program.id, cohorts::KIND_PEER_SUPPORT, status)? {
+    for status in [CohortStatus::Forming, CohortStatus::Active] {
+        for circle in cohorts::of_program(conn, program.id, CohortKind::PeerSupport, status)? {
             let meets_again = cohorts::sessions_of(conn, &[circle.id])?
                 .iter()
-                .any(|s| s.status == "scheduled" && s.starts_at > now);
+                .any(|s| s.status == SessionStatus::Scheduled && s.starts_at > now);
             if meets_again && cohorts::active_member_ids(conn, circle.id)?.len() < capacity {
                 return Ok(Some(circle.id));
             }
@@ -355,7 +358,7 @@ pub fn create_circle(
     let id = create_cohort_of_kind(
         conn,
         program,
-        cohorts::KIND_PEER_SUPPORT,
+        CohortKind::PeerSupport,
         program.modality,
         &[],
         &starts,
@@ -381,11 +384,16 @@ pub fn auto_complete_due(
         if days == 0 {
             continue;
         }
-        for cohort in cohorts::of_program(conn, program.id, cohorts::KIND_INTEGRATION, "active")? {
+        for cohort in cohorts::of_program(
+            conn,
+            program.id,
+            CohortKind::Integration,
+            CohortStatus::Active,
+        )? {
             let sessions = cohorts::sessions_of(conn, &[cohort.id])?;
             let Some(last) = sessions
                 .iter()
-                .filter(|s| s.status != "cancelled")
+                .filter(|s| s.status != SessionStatus::Cancelled)
                 .map(|s| s.starts_at)
                 .max()
             else {

@@ -9,14 +9,15 @@ use crate::domain::staffing::{
     Assignment, Availability, CohortNeed, Commitment, FacilitatorProfile, Role, Staffing,
     StaffingRules,
 };
+use crate::domain::status::{CohortKind, CohortStatus, SessionStatus};
 use crate::domain::{Credential, Modality};
 use crate::error::AppResult;
 use chrono::{NaiveDateTime, NaiveTime};
 use std::collections::HashMap;
 
-pub fn rules_for(program: &ProgramContext, kind: &str) -> StaffingRules {
+pub fn rules_for(program: &ProgramContext, kind: CohortKind) -> StaffingRules {
     let staffing = &program.rules.staffing;
-    if kind == cohorts::KIND_PEER_SUPPORT {
+    if kind == CohortKind::PeerSupport {
         // Peer circles are held by lay peer facilitators, one by default.
         StaffingRules {
             members_per_facilitator: 0,
@@ -143,7 +144,7 @@ pub fn need_of(
         members,
         session_starts: sessions
             .iter()
-            .filter(|s| s.status != "cancelled")
+            .filter(|s| s.status != SessionStatus::Cancelled)
             .map(|s| s.starts_at.and_utc())
             .collect(),
         duration_minutes: sessions.first().map_or(program.duration_minutes(), |s| {
@@ -178,7 +179,7 @@ pub fn apply(
         .map(|a| TeamRow {
             cohort_id,
             facilitator_id: a.facilitator_id,
-            role: role_name(a.role).into(),
+            role: a.role,
             // Someone who stays on the team keeps the time they joined it.
             assigned_at: before
                 .iter()
@@ -187,10 +188,8 @@ pub fn apply(
         })
         .collect();
     cohorts::set_team(conn, cohort_id, &rows)?;
-    let places = |rows: &[TeamRow]| -> Vec<(i64, String)> {
-        rows.iter()
-            .map(|r| (r.facilitator_id, r.role.clone()))
-            .collect()
+    let places = |rows: &[TeamRow]| -> Vec<(i64, Role)> {
+        rows.iter().map(|r| (r.facilitator_id, r.role)).collect()
     };
     crate::outbox::enqueue_team_change(conn, cohort_id, &places(&before), &places(&rows), now)?;
     let gaps = serde_json::to_string(gaps).map_err(|e| anyhow::anyhow!("gaps: {e}"))?;
@@ -207,7 +206,7 @@ pub fn auto_staff(
     override_reason: Option<&str>,
     now: NaiveDateTime,
 ) -> AppResult<bool> {
-    let rules = rules_for(program, &cohort.kind);
+    let rules = rules_for(program, cohort.kind);
     let need = need_of(conn, program, cohort)?;
     let profiles = load_profiles(conn, program.id, &[cohort.id])?;
     let Some(result) = crate::domain::staffing::staff(&rules, &[need], &profiles)
@@ -248,7 +247,7 @@ pub fn reassess_cohorts_of(
 ) -> AppResult<Vec<i64>> {
     let mut uncovered = Vec::new();
     for cohort in cohorts::list(conn, None, None, Some(facilitator_id))? {
-        if !matches!(cohort.status.as_str(), "forming" | "active") {
+        if !matches!(cohort.status, CohortStatus::Forming | CohortStatus::Active) {
             continue;
         }
         let program =
@@ -258,16 +257,12 @@ pub fn reassess_cohorts_of(
             .into_iter()
             .map(|(row, _)| Assignment {
                 facilitator_id: row.facilitator_id,
-                role: if row.role == "lead" {
-                    Role::Lead
-                } else {
-                    Role::CoFacilitator
-                },
+                role: row.role,
             })
             .collect();
         let profiles = load_profiles(conn, program.id, &[cohort.id])?;
         let violations: Vec<String> = crate::domain::staffing::check_team(
-            &rules_for(&program, &cohort.kind),
+            &rules_for(&program, cohort.kind),
             &need,
             &team,
             &profiles,
@@ -305,7 +300,7 @@ pub fn loads(conn: &mut DbConnection, now: NaiveDateTime) -> AppResult<HashMap<i
     use diesel::prelude::*;
     let places: Vec<(i64, i64)> = cohort_facilitators::table
         .inner_join(cohort_table::table)
-        .filter(cohort_table::status.eq_any(["forming", "active"]))
+        .filter(cohort_table::status.eq_any([CohortStatus::Forming, CohortStatus::Active]))
         .select((
             cohort_facilitators::facilitator_id,
             cohort_facilitators::cohort_id,
@@ -321,7 +316,10 @@ pub fn loads(conn: &mut DbConnection, now: NaiveDateTime) -> AppResult<HashMap<i
     let week = now + chrono::Duration::days(7);
     let mut sessions_ahead: HashMap<i64, usize> = HashMap::new();
     for session in cohorts::sessions_of(conn, &live)? {
-        if session.status == "scheduled" && session.starts_at >= now && session.starts_at < week {
+        if session.status == SessionStatus::Scheduled
+            && session.starts_at >= now
+            && session.starts_at < week
+        {
             *sessions_ahead.entry(session.cohort_id).or_default() += 1;
         }
     }

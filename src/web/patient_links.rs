@@ -7,6 +7,7 @@ use crate::db::models::patient::{self as patients, NewConsentEvent, PatientRow};
 use crate::db::models::program as programs;
 use crate::db::schema::{patients as patient_table, rsvps};
 use crate::db::{write_transaction, DbConnection};
+use crate::domain::status::{CohortKind, InvitationStatus, RsvpResponse, SessionStatus};
 use crate::email::links::{self, LinkClaims, LinkError, Purpose};
 use crate::email::Mailer;
 use crate::email::{self};
@@ -126,11 +127,10 @@ struct SessionPage {
     program_id: i64,
 }
 
-fn response_label(response: &str) -> &'static str {
-    if response == "yes" {
-        "I'll be there"
-    } else {
-        "I can't make it"
+fn response_label(response: RsvpResponse) -> &'static str {
+    match response {
+        RsvpResponse::Yes => "I'll be there",
+        RsvpResponse::No => "I can't make it",
     }
 }
 
@@ -151,16 +151,16 @@ fn session_context(
     let program = programs::find(conn, cohort.program_id)?;
     let tz = crate::service::zone(patient.timezone.as_deref(), &program.timezone);
     let (venue, join_url) = crate::service::place(&program, Some(&cohort));
-    let response: Option<String> = rsvps::table
+    let response: Option<RsvpResponse> = rsvps::table
         .filter(rsvps::session_id.eq(session_id))
         .filter(rsvps::patient_id.eq(patient.id))
         .select(rsvps::response)
         .first(conn)
         .optional()?;
     let starts: DateTime<Utc> = session.starts_at.and_utc();
-    let open = session.status == "scheduled" && starts > Utc::now();
+    let open = session.status == SessionStatus::Scheduled && starts > Utc::now();
     // A peer circle is voluntary: its members can leave from any meeting link.
-    let in_circle = cohort.kind == cohorts::KIND_PEER_SUPPORT
+    let in_circle = cohort.kind == CohortKind::PeerSupport
         && crate::db::models::cohort::is_active_member(conn, cohort.id, patient.id)?;
     Ok(SessionPage {
         context: json!({
@@ -168,9 +168,9 @@ fn session_context(
             "when": email::format_when(starts, tz),
             "venue": venue,
             "join_url": join_url,
-            "cancelled": session.status == "cancelled",
+            "cancelled": session.status == SessionStatus::Cancelled,
             "open": open,
-            "response": response.as_deref().map(response_label),
+            "response": response.map(response_label),
             "rsvp_action": format!("/p/{token}/rsvp"),
             "leave_action": in_circle.then(|| format!("/p/{token}/leave")),
             "unsubscribe_url": format!("/p/{token}/unsubscribe"),
@@ -214,11 +214,11 @@ async fn show(
 }
 
 /// The answer from the form body: `response=yes` or `response=no`.
-fn parse_response(body: &[u8]) -> Option<&'static str> {
+fn parse_response(body: &[u8]) -> Option<RsvpResponse> {
     let text = std::str::from_utf8(body).ok()?;
     text.split('&').find_map(|pair| match pair {
-        "response=yes" => Some("yes"),
-        "response=no" => Some("no"),
+        "response=yes" => Some(RsvpResponse::Yes),
+        "response=no" => Some(RsvpResponse::No),
         _ => None,
     })
 }
@@ -348,8 +348,8 @@ fn invitation_context(
     Ok(json!({
         "title": "A peer circle",
         "status": invitation.status,
-        "accepted": invitation.status == "accepted",
-        "declined": invitation.status == "declined",
+        "accepted": invitation.status == InvitationStatus::Accepted,
+        "declined": invitation.status == InvitationStatus::Declined,
         "answer_action": format!("/p/{token}/peer"),
     }))
 }
@@ -488,12 +488,12 @@ async fn unsubscribe(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_response;
+    use super::{parse_response, RsvpResponse};
 
     #[test]
     fn the_answer_is_read_from_the_form() {
-        assert_eq!(parse_response(b"response=yes"), Some("yes"));
-        assert_eq!(parse_response(b"x=1&response=no"), Some("no"));
+        assert_eq!(parse_response(b"response=yes"), Some(RsvpResponse::Yes));
+        assert_eq!(parse_response(b"x=1&response=no"), Some(RsvpResponse::No));
         assert_eq!(parse_response(b"response=maybe"), None);
     }
 }

@@ -10,11 +10,15 @@ use crate::db::models::program::{self as programs, ProgramRow};
 use crate::db::models::user::{self as users, Role};
 use crate::db::schema::rsvps;
 use crate::db::DbConnection;
+use crate::domain::staffing::Role as TeamRole;
+use crate::domain::status::{
+    CohortKind, FollowUpKind, FollowUpStatus, MailKind, MemberStatus, RecipientType, SessionStatus,
+};
 use crate::email::ics::{self, Attendee, Event, Method};
 use crate::email::links::{LinkClaims, Purpose};
 use crate::email::Mailer;
 use crate::email::{self, CalendarFile, Outgoing};
-use crate::outbox::{self, OutboxRow, FACILITATOR, PATIENT, USER};
+use crate::outbox::OutboxRow;
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -39,11 +43,10 @@ pub fn compose(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Composed> {
     let program = programs::find(conn, row.program_id).context("reading the program")?;
-    match row.recipient_type.as_str() {
-        PATIENT => compose_patient(conn, mailer, row, &program, now),
-        FACILITATOR => compose_facilitator(conn, mailer, row, &program, now),
-        USER => compose_user(conn, mailer, row, &program),
-        other => anyhow::bail!("unknown recipient type {other:?}"),
+    match row.recipient_type {
+        RecipientType::Patient => compose_patient(conn, mailer, row, &program, now),
+        RecipientType::Facilitator => compose_facilitator(conn, mailer, row, &program, now),
+        RecipientType::User => compose_user(conn, mailer, row, &program),
     }
 }
 
@@ -113,15 +116,15 @@ fn compose_patient(
         "zone": tz.name(),
     });
     let mut calendar = None;
-    match row.kind.as_str() {
-        "welcome" => {
+    match row.kind {
+        MailKind::Welcome => {
             let cohort = cohorts::find(conn, row.entity_id)?;
             if !cohorts::is_active_member(conn, cohort.id, patient.id)? {
                 return Ok(Composed::Cancel("no longer a member".into()));
             }
             let upcoming: Vec<SessionRow> = cohorts::sessions_of(conn, &[cohort.id])?
                 .into_iter()
-                .filter(|s| s.status == "scheduled" && starts(s) > now)
+                .filter(|s| s.status == SessionStatus::Scheduled && starts(s) > now)
                 .collect();
             let Some(first) = upcoming.first() else {
                 return Ok(Composed::Cancel("no session ahead".into()));
@@ -152,7 +155,7 @@ fn compose_patient(
                 ),
             });
         }
-        "reminder" | "session_changed" | "session_cancelled" => {
+        MailKind::Reminder | MailKind::SessionChanged | MailKind::SessionCancelled => {
             let session = cohorts::find_session(conn, row.entity_id)?;
             let cohort = cohorts::find(conn, session.cohort_id)?;
             if !cohorts::is_active_member(conn, cohort.id, patient.id)? {
@@ -164,8 +167,8 @@ fn compose_patient(
             if starts(&session) <= now {
                 return Ok(Composed::Cancel("the session has started".into()));
             }
-            let cancelled = row.kind == "session_cancelled";
-            if !cancelled && session.status != "scheduled" {
+            let cancelled = row.kind == MailKind::SessionCancelled;
+            if !cancelled && session.status != SessionStatus::Scheduled {
                 return Ok(Composed::Cancel(format!(
                     "the session is {}",
                     session.status
@@ -177,7 +180,7 @@ fn compose_patient(
             context["rsvp_url"] = json!(session_link(&session));
             context["venue"] = json!(venue);
             context["join_url"] = json!(join_url);
-            if row.kind == "session_changed" {
+            if row.kind == MailKind::SessionChanged {
                 let old = serde_json::from_str::<Value>(&row.payload)
                     .ok()
                     .and_then(|p| p["old_starts_at"].as_str().map(str::to_string))
@@ -186,7 +189,7 @@ fn compose_patient(
                     .unwrap_or_else(|| "its earlier time".into());
                 context["old_when"] = json!(old);
             }
-            if row.kind != "reminder" {
+            if row.kind != MailKind::Reminder {
                 let method = if cancelled {
                     Method::Cancel
                 } else {
@@ -205,7 +208,7 @@ fn compose_patient(
                 });
             }
         }
-        "peer_invitation" => {
+        MailKind::PeerInvitation => {
             let payload: Value =
                 serde_json::from_str(&row.payload).context("peer invitation payload")?;
             let invitation_id = payload["invitation_id"]
@@ -218,9 +221,16 @@ fn compose_patient(
                 expires_at: (now + Duration::days(60)).timestamp(),
             }));
         }
-        other => anyhow::bail!("{other} is not a patient email"),
+        MailKind::FacilitatorRoster
+        | MailKind::AttendanceMissing
+        | MailKind::FollowUp
+        | MailKind::FacilitatorAssignment
+        | MailKind::FacilitatorUnassigned
+        | MailKind::FollowUpEscalated => {
+            anyhow::bail!("{} is not a patient email", row.kind)
+        }
     }
-    let rendered = mailer.templates.render(&row.kind, &context)?;
+    let rendered = mailer.templates.render(row.kind.as_str(), &context)?;
     let ics_text = calendar.as_ref().map(|c| c.content.as_str()).unwrap_or("");
     for part in [
         &rendered.subject,
@@ -236,7 +246,7 @@ fn compose_patient(
         }
     }
     Ok(Composed::Send(Box::new(Outgoing {
-        kind: row.kind.clone(),
+        kind: row.kind.as_str().to_string(),
         to_name: patient.name,
         to_email: patient.email,
         message_id: row.message_id.clone(),
@@ -285,9 +295,9 @@ fn compose_facilitator(
         context["venue"] = json!(venue);
         context["join_url"] = json!(join_url);
         context["unsubscribe_url"] = json!(null);
-        match row.kind.as_str() {
-            "facilitator_roster" => {
-                if session.status != "scheduled"
+        match row.kind {
+            MailKind::FacilitatorRoster => {
+                if session.status != SessionStatus::Scheduled
                     || session.ics_sequence != row.revision
                     || starts(&session) <= now
                 {
@@ -299,7 +309,7 @@ fn compose_facilitator(
                     .load(conn)?;
                 let members: Vec<Value> = cohorts::members_with_names(conn, cohort.id)?
                     .into_iter()
-                    .filter(|(m, _)| m.status == cohorts::MEMBER_ACTIVE)
+                    .filter(|(m, _)| m.status == MemberStatus::Active)
                     .map(|(m, name)| {
                         let answer = answers.iter().find(|(p, _)| *p == m.patient_id).map(|(_, r)| r.as_str());
                         json!({"name": name, "declined": answer == Some("no"), "confirmed": answer == Some("yes")})
@@ -313,11 +323,11 @@ fn compose_facilitator(
                 context["members"] = json!(members);
                 context["declined_count"] = json!(declined);
             }
-            "session_changed" | "session_cancelled" => {
+            MailKind::SessionChanged | MailKind::SessionCancelled => {
                 if session.ics_sequence != row.revision {
                     return Ok(Composed::Cancel("the session changed again since".into()));
                 }
-                let cancelled = row.kind == "session_cancelled";
+                let cancelled = row.kind == MailKind::SessionCancelled;
                 let old = serde_json::from_str::<Value>(&row.payload)
                     .ok()
                     .and_then(|p| p["old_starts_at"].as_str().map(str::to_string))
@@ -350,14 +360,17 @@ fn compose_facilitator(
             }
             _ => {}
         }
-    } else if row.kind == outbox::ASSIGNMENT || row.kind == outbox::UNASSIGNED {
+    } else if matches!(
+        row.kind,
+        MailKind::FacilitatorAssignment | MailKind::FacilitatorUnassigned
+    ) {
         let cohort = cohorts::find(conn, row.entity_id)?;
         let role = cohorts::team(conn, cohort.id)?
             .into_iter()
             .find(|(team, _)| team.facilitator_id == facilitator.id)
             .map(|(team, _)| team.role);
         let payload: Value = serde_json::from_str(&row.payload).context("team mail payload")?;
-        let assigned = row.kind == outbox::ASSIGNMENT;
+        let assigned = row.kind == MailKind::FacilitatorAssignment;
         // Sent only while it is still true: a later change queued its own message.
         match (&role, assigned) {
             (None, true) => return Ok(Composed::Cancel("no longer on the cohort's team".into())),
@@ -369,16 +382,19 @@ fn compose_facilitator(
         }
         let upcoming: Vec<SessionRow> = cohorts::sessions_of(conn, &[cohort.id])?
             .into_iter()
-            .filter(|s| s.status == "scheduled" && starts(s) > now)
+            .filter(|s| s.status == SessionStatus::Scheduled && starts(s) > now)
             .collect();
         let (Some(first), Some(last)) = (upcoming.first(), upcoming.last()) else {
             return Ok(Composed::Cancel("no session ahead".into()));
         };
         let (venue, join_url) = crate::service::place(program, Some(&cohort));
         context["group"] = json!(format!("Group {}", cohort.id));
-        context["peer_circle"] = json!(cohort.kind == cohorts::KIND_PEER_SUPPORT);
-        context["role"] = json!(role.as_deref().map(role_label));
-        context["previous_role"] = json!(payload["previous_role"].as_str().map(role_label));
+        context["peer_circle"] = json!(cohort.kind == CohortKind::PeerSupport);
+        context["role"] = json!(role.map(role_label));
+        context["previous_role"] = json!(payload["previous_role"]
+            .as_str()
+            .and_then(|text| text.parse().ok())
+            .map(role_label));
         context["zone"] = json!(email::zone_label(starts(first), tz));
         context["slot"] = json!(slot(&upcoming, tz));
         context["first_when"] = json!(email::format_when(starts(first), tz));
@@ -419,7 +435,7 @@ fn compose_facilitator(
                 now,
             ),
         });
-    } else if row.kind == "follow_up" {
+    } else if row.kind == MailKind::FollowUp {
         let payload: Value = serde_json::from_str(&row.payload).context("follow-up payload")?;
         let patient_id = payload["patient_id"]
             .as_i64()
@@ -435,9 +451,9 @@ fn compose_facilitator(
     } else {
         anyhow::bail!("{} is not a facilitator email", row.kind);
     }
-    let rendered = mailer.templates.render(&row.kind, &context)?;
+    let rendered = mailer.templates.render(row.kind.as_str(), &context)?;
     Ok(Composed::Send(Box::new(Outgoing {
-        kind: row.kind.clone(),
+        kind: row.kind.as_str().to_string(),
         to_name: facilitator.name,
         to_email: facilitator.email,
         message_id: row.message_id.clone(),
@@ -463,13 +479,13 @@ fn compose_user(
     if !leads_program {
         return Ok(Composed::Cancel("no longer a lead of the program".into()));
     }
-    if row.kind != outbox::ESCALATED {
+    if row.kind != MailKind::FollowUpEscalated {
         anyhow::bail!("{} is not a staff user email", row.kind);
     }
     let follow_up = records::find(conn, row.entity_id)?;
-    let at_risk = follow_up.kind == crate::service::attendance::KIND_AT_RISK;
+    let at_risk = follow_up.kind == FollowUpKind::AtRisk;
     // An overdue outreach acknowledged since is in hand; an at-risk flag stands.
-    if !at_risk && follow_up.status != "open" {
+    if !at_risk && follow_up.status != FollowUpStatus::Open {
         return Ok(Composed::Cancel(
             "the follow-up was acknowledged since".into(),
         ));
@@ -489,9 +505,9 @@ fn compose_user(
         "cohort_url": format!("{}/staff/cohorts/{}", mailer.public_url, follow_up.cohort_id),
         "unsubscribe_url": null,
     });
-    let rendered = mailer.templates.render(&row.kind, &context)?;
+    let rendered = mailer.templates.render(row.kind.as_str(), &context)?;
     Ok(Composed::Send(Box::new(Outgoing {
-        kind: row.kind.clone(),
+        kind: row.kind.as_str().to_string(),
         to_name: user.name,
         to_email: user.email,
         message_id: row.message_id.clone(),
@@ -502,10 +518,10 @@ fn compose_user(
 }
 
 /// `lead` → "lead facilitator", as a person reads it.
-fn role_label(role: &str) -> &'static str {
+fn role_label(role: TeamRole) -> &'static str {
     match role {
-        "lead" => "lead facilitator",
-        _ => "co-facilitator",
+        TeamRole::Lead => "lead facilitator",
+        TeamRole::CoFacilitator => "co-facilitator",
     }
 }
 

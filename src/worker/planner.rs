@@ -10,7 +10,8 @@ use crate::db::models::cohort as cohorts;
 use crate::db::models::program::{self as programs};
 use crate::db::schema::{cohorts as cohort_table, sessions};
 use crate::db::DbConnection;
-use crate::outbox::{self, Mail, FACILITATOR, PATIENT};
+use crate::domain::status::{CohortStatus, MailKind, RecipientType, SessionStatus};
+use crate::outbox::{self, Mail};
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use serde_json::json;
@@ -71,10 +72,10 @@ pub fn plan(
     let horizon = now + Duration::hours(horizon_hours) + lookahead;
     let upcoming: Vec<(i64, i64, NaiveDateTime, i32, i64)> = sessions::table
         .inner_join(cohort_table::table)
-        .filter(sessions::status.eq("scheduled"))
+        .filter(sessions::status.eq(SessionStatus::Scheduled))
         .filter(sessions::starts_at.gt(now))
         .filter(sessions::starts_at.le(horizon))
-        .filter(cohort_table::status.eq_any(["forming", "active"]))
+        .filter(cohort_table::status.eq_any([CohortStatus::Forming, CohortStatus::Active]))
         .select((
             sessions::id,
             sessions::cohort_id,
@@ -108,10 +109,10 @@ pub fn plan(
         for (hours, due_in) in reminders_to_plan(&offsets, until_start, lookahead) {
             for patient_id in members.get(&cohort_id).map(Vec::as_slice).unwrap_or(&[]) {
                 mails.push(Mail {
-                    kind: "reminder",
+                    kind: MailKind::Reminder,
                     entity_type: "session",
                     entity_id: session_id,
-                    recipient_type: PATIENT,
+                    recipient_type: RecipientType::Patient,
                     recipient_id: *patient_id,
                     offset_hours: hours as i32,
                     revision,
@@ -125,10 +126,10 @@ pub fn plan(
         if roster_in <= lookahead {
             for facilitator_id in teams.get(&cohort_id).map(Vec::as_slice).unwrap_or(&[]) {
                 mails.push(Mail {
-                    kind: "facilitator_roster",
+                    kind: MailKind::FacilitatorRoster,
                     entity_type: "session",
                     entity_id: session_id,
-                    recipient_type: FACILITATOR,
+                    recipient_type: RecipientType::Facilitator,
                     recipient_id: *facilitator_id,
                     offset_hours: ROSTER_HOURS,
                     revision,

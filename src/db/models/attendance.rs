@@ -2,6 +2,7 @@
 
 use crate::db::schema::{attendance, cohort_facilitators, cohorts, follow_ups, sessions};
 use crate::db::DbConnection;
+use crate::domain::status::{FollowUpKind, FollowUpStatus};
 use crate::per_backend;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -81,8 +82,8 @@ pub struct FollowUpRow {
     pub id: i64,
     pub cohort_id: i64,
     pub patient_id: i64,
-    pub kind: String,
-    pub status: String,
+    pub kind: FollowUpKind,
+    pub status: FollowUpStatus,
     pub streak_start_session_id: i64,
     pub consecutive_absences: i32,
     pub opened_at: NaiveDateTime,
@@ -94,11 +95,11 @@ pub struct FollowUpRow {
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = follow_ups)]
-pub struct NewFollowUp<'a> {
+pub struct NewFollowUp {
     pub cohort_id: i64,
     pub patient_id: i64,
-    pub kind: &'a str,
-    pub status: &'a str,
+    pub kind: FollowUpKind,
+    pub status: FollowUpStatus,
     pub streak_start_session_id: i64,
     pub consecutive_absences: i32,
     pub opened_at: NaiveDateTime,
@@ -107,7 +108,7 @@ pub struct NewFollowUp<'a> {
 
 /// Opens a follow-up for a streak unless that streak already opened one of this kind.
 /// Returns the new id, or `None` when it existed.
-pub fn open_once(conn: &mut DbConnection, new: &NewFollowUp<'_>) -> QueryResult<Option<i64>> {
+pub fn open_once(conn: &mut DbConnection, new: &NewFollowUp) -> QueryResult<Option<i64>> {
     let existing = follow_ups::table
         .filter(follow_ups::cohort_id.eq(new.cohort_id))
         .filter(follow_ups::patient_id.eq(new.patient_id))
@@ -134,13 +135,13 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<FollowUpRow> {
 /// facilitator holds.
 pub fn list(
     conn: &mut DbConnection,
-    status: Option<&str>,
+    status: Option<FollowUpStatus>,
     programs: Option<&[i64]>,
     facilitator_id: Option<i64>,
 ) -> QueryResult<Vec<FollowUpRow>> {
     let mut query = follow_ups::table.order(follow_ups::id).into_boxed();
     if let Some(status) = status {
-        query = query.filter(follow_ups::status.eq(status.to_string()));
+        query = query.filter(follow_ups::status.eq(status));
     }
     if let Some(programs) = programs {
         let in_programs = cohorts::table
@@ -167,10 +168,10 @@ pub fn acknowledge(
     diesel::update(
         follow_ups::table
             .find(id)
-            .filter(follow_ups::status.eq("open")),
+            .filter(follow_ups::status.eq(FollowUpStatus::Open)),
     )
     .set((
-        follow_ups::status.eq("acknowledged"),
+        follow_ups::status.eq(FollowUpStatus::Acknowledged),
         follow_ups::acknowledged_at.eq(now),
         follow_ups::acknowledged_by.eq(by),
         follow_ups::note.eq(note),
@@ -181,7 +182,7 @@ pub fn acknowledge(
 /// Open, unescalated follow-ups opened at or before `cutoff`.
 pub fn overdue(conn: &mut DbConnection, cutoff: NaiveDateTime) -> QueryResult<Vec<FollowUpRow>> {
     follow_ups::table
-        .filter(follow_ups::status.eq("open"))
+        .filter(follow_ups::status.eq(FollowUpStatus::Open))
         .filter(follow_ups::escalated_at.is_null())
         .filter(follow_ups::opened_at.le(cutoff))
         .order(follow_ups::id)

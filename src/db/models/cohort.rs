@@ -5,22 +5,18 @@ use crate::db::schema::{
     sessions,
 };
 use crate::db::DbConnection;
+use crate::domain::status::{CohortKind, CohortStatus, MemberStatus, SessionStatus};
 use crate::per_backend;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-
-pub const KIND_INTEGRATION: &str = "integration";
-pub const KIND_PEER_SUPPORT: &str = "peer_support";
-pub const MEMBER_ACTIVE: &str = "active";
-pub const MEMBER_WITHDRAWN: &str = "withdrawn";
 
 #[derive(Debug, Clone, Queryable)]
 pub struct CohortRow {
     pub id: i64,
     pub program_id: i64,
-    pub kind: String,
+    pub kind: CohortKind,
     pub modality: String,
-    pub status: String,
+    pub status: CohortStatus,
     pub venue: Option<String>,
     pub join_url: Option<String>,
     /// JSON array of gap texts; empty when fully staffed.
@@ -34,9 +30,9 @@ pub struct CohortRow {
 #[diesel(table_name = cohorts)]
 pub struct NewCohort {
     pub program_id: i64,
-    pub kind: String,
+    pub kind: CohortKind,
     pub modality: String,
-    pub status: String,
+    pub status: CohortStatus,
     pub venue: Option<String>,
     pub join_url: Option<String>,
     pub staffing_gaps: String,
@@ -50,7 +46,7 @@ pub struct MemberRow {
     pub id: i64,
     pub cohort_id: i64,
     pub patient_id: i64,
-    pub status: String,
+    pub status: MemberStatus,
     pub joined_at: NaiveDateTime,
     pub left_at: Option<NaiveDateTime>,
     pub leave_reason: Option<String>,
@@ -61,7 +57,7 @@ pub struct MemberRow {
 pub struct NewMember {
     pub cohort_id: i64,
     pub patient_id: i64,
-    pub status: String,
+    pub status: MemberStatus,
     pub joined_at: NaiveDateTime,
 }
 
@@ -70,7 +66,7 @@ pub struct NewMember {
 pub struct TeamRow {
     pub cohort_id: i64,
     pub facilitator_id: i64,
-    pub role: String,
+    pub role: crate::domain::staffing::Role,
     pub assigned_at: NaiveDateTime,
 }
 
@@ -81,7 +77,7 @@ pub struct SessionRow {
     pub seq: i32,
     pub starts_at: NaiveDateTime,
     pub duration_minutes: i32,
-    pub status: String,
+    pub status: SessionStatus,
     pub ics_sequence: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -94,7 +90,7 @@ pub struct NewSession {
     pub seq: i32,
     pub starts_at: NaiveDateTime,
     pub duration_minutes: i32,
-    pub status: String,
+    pub status: SessionStatus,
     pub ics_sequence: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -205,7 +201,7 @@ pub fn members_with_names(
 pub fn active_member_ids(conn: &mut DbConnection, cohort_id: i64) -> QueryResult<Vec<i64>> {
     cohort_members::table
         .filter(cohort_members::cohort_id.eq(cohort_id))
-        .filter(cohort_members::status.eq(MEMBER_ACTIVE))
+        .filter(cohort_members::status.eq(MemberStatus::Active))
         .select(cohort_members::patient_id)
         .order(cohort_members::patient_id)
         .load(conn)
@@ -222,10 +218,10 @@ pub fn withdraw_member(
         cohort_members::table
             .filter(cohort_members::cohort_id.eq(cohort_id))
             .filter(cohort_members::patient_id.eq(patient_id))
-            .filter(cohort_members::status.eq(MEMBER_ACTIVE)),
+            .filter(cohort_members::status.eq(MemberStatus::Active)),
     )
     .set((
-        cohort_members::status.eq(MEMBER_WITHDRAWN),
+        cohort_members::status.eq(MemberStatus::Withdrawn),
         cohort_members::left_at.eq(now),
         cohort_members::leave_reason.eq(reason),
     ))
@@ -261,7 +257,7 @@ pub fn has_session_ahead(
     diesel::select(diesel::dsl::exists(
         sessions::table
             .filter(sessions::cohort_id.eq(cohort_id))
-            .filter(sessions::status.eq("scheduled"))
+            .filter(sessions::status.eq(SessionStatus::Scheduled))
             .filter(sessions::starts_at.gt(now)),
     ))
     .get_result(conn)
@@ -308,14 +304,17 @@ pub fn set_session_status(
 pub fn activate_started(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
     let started = sessions::table
         .filter(sessions::starts_at.le(now))
-        .filter(sessions::status.ne("cancelled"))
+        .filter(sessions::status.ne(SessionStatus::Cancelled))
         .select(sessions::cohort_id);
     diesel::update(
         cohorts::table
-            .filter(cohorts::status.eq("forming"))
+            .filter(cohorts::status.eq(CohortStatus::Forming))
             .filter(cohorts::id.eq_any(started)),
     )
-    .set((cohorts::status.eq("active"), cohorts::updated_at.eq(now)))
+    .set((
+        cohorts::status.eq(CohortStatus::Active),
+        cohorts::updated_at.eq(now),
+    ))
     .execute(conn)
 }
 
@@ -380,8 +379,8 @@ pub fn latest_dosings(
 pub fn of_program(
     conn: &mut DbConnection,
     program_id: i64,
-    kind: &str,
-    status: &str,
+    kind: CohortKind,
+    status: CohortStatus,
 ) -> QueryResult<Vec<CohortRow>> {
     cohorts::table
         .filter(cohorts::program_id.eq(program_id))
@@ -398,7 +397,7 @@ pub fn active_members_of(
 ) -> QueryResult<Vec<(i64, i64)>> {
     cohort_members::table
         .filter(cohort_members::cohort_id.eq_any(cohort_ids.to_vec()))
-        .filter(cohort_members::status.eq(MEMBER_ACTIVE))
+        .filter(cohort_members::status.eq(MemberStatus::Active))
         .order((cohort_members::cohort_id, cohort_members::patient_id))
         .select((cohort_members::cohort_id, cohort_members::patient_id))
         .load(conn)
@@ -429,7 +428,7 @@ pub fn live_commitments(conn: &mut DbConnection) -> QueryResult<Vec<CommitmentRo
     cohort_facilitators::table
         .inner_join(cohorts::table)
         .inner_join(sessions::table.on(sessions::cohort_id.eq(cohort_facilitators::cohort_id)))
-        .filter(cohorts::status.eq_any(["forming", "active"]))
+        .filter(cohorts::status.eq_any([CohortStatus::Forming, CohortStatus::Active]))
         .group_by((
             cohort_facilitators::facilitator_id,
             cohort_facilitators::cohort_id,
@@ -465,7 +464,7 @@ pub fn is_active_member(
     cohort_members::table
         .filter(cohort_members::cohort_id.eq(cohort_id))
         .filter(cohort_members::patient_id.eq(patient_id))
-        .filter(cohort_members::status.eq(MEMBER_ACTIVE))
+        .filter(cohort_members::status.eq(MemberStatus::Active))
         .select(cohort_members::id)
         .first::<i64>(conn)
         .optional()

@@ -8,6 +8,7 @@ use crate::db::models::cohort as cohorts;
 use crate::db::models::program;
 use crate::db::models::user::Role;
 use crate::domain::attendance::AttendanceStatus;
+use crate::domain::status::SessionStatus;
 use crate::error::{AppError, FieldErrors};
 use crate::service::attendance::{
     self as attendance_service, attendance_document, session_for_staff, AttendanceRequest,
@@ -210,7 +211,10 @@ pub async fn attendance_form(
     let now = crate::db::now();
     let blocked = if session.starts_at > now {
         Some("Attendance can be taken once the session has started.")
-    } else if matches!(session.status.as_str(), "cancelled" | "did_not_take_place") {
+    } else if matches!(
+        session.status,
+        SessionStatus::Cancelled | SessionStatus::DidNotTakePlace
+    ) {
         Some("This session did not take place, so it has no attendance.")
     } else {
         None

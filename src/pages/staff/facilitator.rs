@@ -8,6 +8,7 @@ use super::{page, PageResult};
 use crate::db::models::attendance as records;
 use crate::db::models::cohort as cohorts;
 use crate::db::models::user::Role;
+use crate::domain::status::{CohortStatus, FollowUpStatus, SessionStatus};
 use crate::service::attendance as attendance_service;
 use crate::service::cohorts::program_context;
 use crate::service::ProgramContext;
@@ -37,7 +38,7 @@ pub async fn groups(state: web::Data<AppState>, staff: Staff) -> PageResult {
         let mine: Vec<cohorts::CohortRow> = cohorts::list(conn, None, None, Some(facilitator_id))?;
         let live: Vec<&cohorts::CohortRow> = mine
             .iter()
-            .filter(|c| matches!(c.status.as_str(), "forming" | "active"))
+            .filter(|c| matches!(c.status, CohortStatus::Forming | CohortStatus::Active))
             .collect();
         let mut programs: HashMap<i64, ProgramContext> = HashMap::new();
         for cohort in &live {
@@ -60,7 +61,7 @@ pub async fn groups(state: web::Data<AppState>, staff: Staff) -> PageResult {
             let Some(program) = program_of.get(&s.cohort_id).and_then(|p| programs.get(p)) else {
                 continue;
             };
-            if matches!(s.status.as_str(), "cancelled" | "did_not_take_place") {
+            if matches!(s.status, SessionStatus::Cancelled | SessionStatus::DidNotTakePlace) {
                 continue;
             }
             let local = s.starts_at.and_utc().with_timezone(&program.tz);
@@ -89,7 +90,7 @@ pub async fn groups(state: web::Data<AppState>, staff: Staff) -> PageResult {
                 .into_iter()
                 .find(|(row, _)| row.facilitator_id == facilitator_id)
             {
-                roles.insert(cohort.id, row.role.replace('_', "-"));
+                roles.insert(cohort.id, row.role.as_str().replace('_', "-"));
             }
         }
         let cohort_views: Vec<Value> = mine
@@ -117,10 +118,10 @@ pub async fn follow_ups(
     let list = db(&state, move |conn| {
         let rows = match actor.role {
             Role::Facilitator => match actor.facilitator_id {
-                Some(id) => records::list(conn, Some("open"), None, Some(id))?,
+                Some(id) => records::list(conn, Some(FollowUpStatus::Open), None, Some(id))?,
                 None => vec![],
             },
-            _ => records::list(conn, Some("open"), actor.program_scope().as_deref(), None)?,
+            _ => records::list(conn, Some(FollowUpStatus::Open), actor.program_scope().as_deref(), None)?,
         };
         let names = names_of(conn, &rows.iter().map(|f| f.patient_id).collect::<Vec<_>>())?;
         let mut zones: HashMap<i64, chrono_tz::Tz> = HashMap::new();

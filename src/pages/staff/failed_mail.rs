@@ -2,6 +2,7 @@
 //! newest first (retry them with `POST /api/v1/outbox/{id}/retry`).
 
 use crate::db::DbConnection;
+use crate::domain::status::OutboxStatus;
 use crate::error::AppResult;
 use serde::Serialize;
 
@@ -22,11 +23,11 @@ pub struct FailedMail {
 pub fn failed_mail(conn: &mut DbConnection, program_id: i64) -> AppResult<Vec<FailedMail>> {
     use crate::outbox;
     Ok(
-        outbox::list(conn, Some(&[program_id]), Some(outbox::FAILED), 50)?
+        outbox::list(conn, Some(&[program_id]), Some(OutboxStatus::Failed), 50)?
             .into_iter()
             .map(|row| FailedMail {
                 id: row.id,
-                kind: row.kind,
+                kind: row.kind.as_str().to_string(),
                 recipient: format!("{} {}", row.recipient_type, row.recipient_id),
                 attempts: row.attempts,
                 last_error: row.last_error.unwrap_or_default(),

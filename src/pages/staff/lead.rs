@@ -13,6 +13,7 @@ use crate::db::models::patient as patients;
 use crate::db::models::program;
 use crate::db::write_transaction;
 use crate::domain::attendance::attendance_rate;
+use crate::domain::status::{CohortStatus, FollowUpStatus, SessionStatus};
 use crate::service::attendance::{
     self as attendance_service, cohort_summary, parse_date, report_bounds, report_csv as csv_of,
 };
@@ -114,12 +115,11 @@ pub async fn dashboard(
 
         let rows = cohorts::list(conn, Some(program_id), None, None)?;
         let mut by_status: BTreeMap<usize, Vec<&cohorts::CohortRow>> = BTreeMap::new();
-        let order = ["forming", "active", "completed", "cancelled"];
         for row in &rows {
-            let rank = order
+            let rank = CohortStatus::ALL
                 .iter()
                 .position(|s| *s == row.status)
-                .unwrap_or(order.len());
+                .unwrap_or(CohortStatus::ALL.len());
             by_status.entry(rank).or_default().push(row);
         }
         let mut status_groups = Vec::new();
@@ -133,7 +133,7 @@ pub async fn dashboard(
             }
             let mut firsts: HashMap<i64, NaiveDateTime> = HashMap::new();
             for s in cohorts::sessions_of(conn, &ids)? {
-                if s.status != "cancelled" {
+                if s.status != SessionStatus::Cancelled {
                     firsts.entry(s.cohort_id).or_insert(s.starts_at);
                 }
             }
@@ -141,23 +141,23 @@ pub async fn dashboard(
                 .iter()
                 .map(|c| {
                     let gaps: Vec<String> = serde_json::from_str(&c.staffing_gaps).unwrap_or_default();
-                    json!({"id": c.id, "kind": c.kind.replace('_', " "),
+                    json!({"id": c.id, "kind": c.kind.as_str().replace('_', " "),
                            "members": members.get(&c.id).copied().unwrap_or(0),
                            "first_session": firsts.get(&c.id).map(|at| local(&program, *at)).unwrap_or_default(),
                            "gaps": gaps.len()})
                 })
                 .collect();
-            let status = group.first().map(|c| c.status.clone()).unwrap_or_default();
+            let status = group.first().map(|c| c.status.as_str()).unwrap_or_default();
             status_groups.push(json!({
                 "status": status,
-                "label": order.get(rank).map_or(status.as_str(), |s| s).to_string().replace('_', " "),
+                "label": CohortStatus::ALL.get(rank).map_or(status, |s| s.as_str()).replace('_', " "),
                 "count": group.len(),
                 "cohorts": list,
                 "more": group.len().saturating_sub(COHORTS_PER_STATUS),
             }));
         }
 
-        let open = records::list(conn, Some("open"), Some(&[program_id]), None)?;
+        let open = records::list(conn, Some(FollowUpStatus::Open), Some(&[program_id]), None)?;
         let fu_names = names_of(conn, &open.iter().map(|f| f.patient_id).collect::<Vec<_>>())?;
         let follow_ups: Vec<Value> = open
             .iter()
