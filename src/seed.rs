@@ -160,7 +160,7 @@ fn slot_on_or_before(program: &ProgramContext, date: NaiveDate) -> NaiveDate {
     date - Duration::days((today - target).rem_euclid(7))
 }
 
-fn set_cohort_status(conn: &mut DbConnection, id: i64, status: &str) -> AppResult<()> {
+fn set_cohort_status(conn: &mut DbConnection, id: i64, status: CohortStatus) -> AppResult<()> {
     use schema::cohorts::dsl;
     diesel::update(dsl::cohorts.find(id))
         .set(dsl::status.eq(status))
@@ -214,7 +214,7 @@ fn take_attendance(
             .collect();
         if !marks.is_empty() {
             written += records::insert(conn, &marks)?;
-            cohorts::set_session_status(conn, session.id, "held", now)?;
+            cohorts::set_session_status(conn, session.id, SessionStatus::Held, now)?;
         }
     }
     let cohort = cohorts::find(conn, cohort_id)?;
@@ -375,7 +375,7 @@ fn demo(conn: &mut DbConnection) -> AppResult<SeedReport> {
             _ => Some("present"),
         }
     })?;
-    set_cohort_status(conn, completed, "completed")?;
+    set_cohort_status(conn, completed, CohortStatus::Completed)?;
     {
         use schema::cohort_members::dsl as m;
         diesel::update(m::cohort_members.filter(m::cohort_id.eq(completed)))
@@ -392,9 +392,9 @@ fn demo(conn: &mut DbConnection) -> AppResult<SeedReport> {
         patients::set_status(conn, &[member], "withdrawn", now)?;
     }
     for session in cohorts::sessions_of(conn, &[cancelled])? {
-        cohorts::set_session_status(conn, session.id, "cancelled", now)?;
+        cohorts::set_session_status(conn, session.id, SessionStatus::Cancelled, now)?;
     }
-    set_cohort_status(conn, cancelled, "cancelled")?;
+    set_cohort_status(conn, cancelled, CohortStatus::Cancelled)?;
 
     // The waitlist: six who can form a cohort now, two near or past the maximum wait.
     patients_dosed(conn, &program, 200, &[3, 4, 5, 6, 8, 9], now)?;

@@ -19,6 +19,45 @@ pub struct AuditEvent<'a> {
     pub detail: Option<String>,
 }
 
+impl<'a> AuditEvent<'a> {
+    /// `action` on `entity` `entity_id`, by nobody yet, in no program, naming no field.
+    pub fn new(action: &'a str, entity: &'a str, entity_id: i64) -> AuditEvent<'a> {
+        AuditEvent {
+            actor_user_id: None,
+            action,
+            entity,
+            entity_id,
+            program_id: None,
+            changed_fields: Vec::new(),
+            detail: None,
+        }
+    }
+
+    pub fn by(mut self, actor_user_id: impl Into<Option<i64>>) -> Self {
+        self.actor_user_id = actor_user_id.into();
+        self
+    }
+
+    pub fn in_program(mut self, program_id: i64) -> Self {
+        self.program_id = Some(program_id);
+        self
+    }
+
+    pub fn fields(mut self, fields: &[&str]) -> Self {
+        self.changed_fields = fields.iter().map(|f| f.to_string()).collect();
+        self
+    }
+
+    pub fn detail(mut self, detail: impl Into<Option<String>>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    pub fn record(self, conn: &mut DbConnection) -> QueryResult<()> {
+        record(conn, self)
+    }
+}
+
 #[derive(Insertable)]
 #[diesel(table_name = audit_log)]
 struct NewAuditRow<'a> {

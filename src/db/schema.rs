@@ -290,3 +290,5 @@ diesel::table! {
         at -> Timestamp,
     }
 }
+
+diesel::allow_tables_to_appear_in_same_query!(rsvps, sessions);

@@ -13,6 +13,18 @@ text_enum! {
     }
 }
 
+impl CohortStatus {
+    /// The status as of now: a forming cohort is active from the start of its first
+    /// session that is not cancelled. The worker writes this down on its next pass;
+    /// readers see it at once without writing.
+    pub fn as_of(self, first_session_started: bool) -> CohortStatus {
+        match self {
+            CohortStatus::Forming if first_session_started => CohortStatus::Active,
+            other => other,
+        }
+    }
+}
+
 text_enum! {
     /// What a cohort is for: an integration group, or a peer-support circle after it.
     CohortKind {

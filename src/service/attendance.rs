@@ -294,7 +294,7 @@ pub fn record(
         }
         written += records::insert(conn, &fresh)?;
         if session.status == SessionStatus::Scheduled {
-            cohorts::set_session_status(conn, session_id, "held", now)?;
+            cohorts::set_session_status(conn, session_id, SessionStatus::Held, now)?;
         }
         if written > 0 {
             audit::record(

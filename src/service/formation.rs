@@ -225,7 +225,7 @@ fn open_cohorts(
         conn,
         program.id,
         CohortKind::Integration,
-        CohortStatus::Forming,
+        Some(CohortStatus::Forming),
     )?;
     if forming.is_empty() {
         return Ok(vec![]);

@@ -324,7 +324,8 @@ pub fn open_circle(
 ) -> AppResult<Option<i64>> {
     let capacity = program.rules.peer_support.max_size as usize;
     for status in [CohortStatus::Forming, CohortStatus::Active] {
-        for circle in cohorts::of_program(conn, program.id, CohortKind::PeerSupport, status)? {
+        for circle in cohorts::of_program(conn, program.id, CohortKind::PeerSupport, Some(status))?
+        {
             let meets_again = cohorts::sessions_of(conn, &[circle.id])?
                 .iter()
                 .any(|s| s.status == SessionStatus::Scheduled && s.starts_at > now);
@@ -388,7 +389,7 @@ pub fn auto_complete_due(
             conn,
             program.id,
             CohortKind::Integration,
-            CohortStatus::Active,
+            Some(CohortStatus::Active),
         )? {
             let sessions = cohorts::sessions_of(conn, &[cohort.id])?;
             let Some(last) = sessions

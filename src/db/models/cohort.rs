@@ -5,7 +5,7 @@ use crate::db::schema::{
     sessions,
 };
 use crate::db::DbConnection;
-use crate::domain::status::{CohortKind, CohortStatus, MemberStatus, SessionStatus};
+use crate::domain::status::{CohortKind, CohortStatus, MemberStatus, RsvpResponse, SessionStatus};
 use crate::per_backend;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -198,6 +198,70 @@ pub fn members_with_names(
         .load(conn)
 }
 
+/// Every membership of these cohorts with the member's name, in join order.
+pub fn members_with_names_of(
+    conn: &mut DbConnection,
+    cohort_ids: &[i64],
+) -> QueryResult<Vec<(MemberRow, String)>> {
+    cohort_members::table
+        .inner_join(patients::table)
+        .filter(cohort_members::cohort_id.eq_any(cohort_ids.to_vec()))
+        .order(cohort_members::id)
+        .select((cohort_members::all_columns, patients::name))
+        .load(conn)
+}
+
+/// The teams of these cohorts with the facilitators' names, lead first.
+pub fn teams_with_names(
+    conn: &mut DbConnection,
+    cohort_ids: &[i64],
+) -> QueryResult<Vec<(TeamRow, String)>> {
+    cohort_facilitators::table
+        .inner_join(facilitators::table)
+        .filter(cohort_facilitators::cohort_id.eq_any(cohort_ids.to_vec()))
+        .order((
+            cohort_facilitators::cohort_id,
+            cohort_facilitators::role.desc(),
+            cohort_facilitators::facilitator_id,
+        ))
+        .select((cohort_facilitators::all_columns, facilitators::name))
+        .load(conn)
+}
+
+/// (session, answer, how many) for every session of these cohorts that has answers.
+pub fn rsvp_counts_of(
+    conn: &mut DbConnection,
+    cohort_ids: &[i64],
+) -> QueryResult<Vec<(i64, RsvpResponse, i64)>> {
+    use crate::db::schema::rsvps;
+    let of_cohorts = sessions::table
+        .filter(sessions::cohort_id.eq_any(cohort_ids.to_vec()))
+        .select(sessions::id);
+    rsvps::table
+        .filter(rsvps::session_id.eq_any(of_cohorts))
+        .group_by((rsvps::session_id, rsvps::response))
+        .select((
+            rsvps::session_id,
+            rsvps::response,
+            diesel::dsl::count_star(),
+        ))
+        .load(conn)
+}
+
+/// Each cohort's earliest session that is not cancelled: when a forming cohort becomes
+/// active.
+pub fn first_live_starts(
+    conn: &mut DbConnection,
+    cohort_ids: &[i64],
+) -> QueryResult<Vec<(i64, Option<NaiveDateTime>)>> {
+    sessions::table
+        .filter(sessions::cohort_id.eq_any(cohort_ids.to_vec()))
+        .filter(sessions::status.ne(SessionStatus::Cancelled))
+        .group_by(sessions::cohort_id)
+        .select((sessions::cohort_id, diesel::dsl::min(sessions::starts_at)))
+        .load(conn)
+}
+
 pub fn active_member_ids(conn: &mut DbConnection, cohort_id: i64) -> QueryResult<Vec<i64>> {
     cohort_members::table
         .filter(cohort_members::cohort_id.eq(cohort_id))
@@ -286,7 +350,7 @@ pub fn reschedule_session(
 pub fn set_session_status(
     conn: &mut DbConnection,
     id: i64,
-    status: &str,
+    status: SessionStatus,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
     diesel::update(sessions::table.find(id))
@@ -380,14 +444,17 @@ pub fn of_program(
     conn: &mut DbConnection,
     program_id: i64,
     kind: CohortKind,
-    status: CohortStatus,
+    status: Option<CohortStatus>,
 ) -> QueryResult<Vec<CohortRow>> {
-    cohorts::table
+    let mut query = cohorts::table
         .filter(cohorts::program_id.eq(program_id))
         .filter(cohorts::kind.eq(kind))
-        .filter(cohorts::status.eq(status))
         .order(cohorts::id)
-        .load(conn)
+        .into_boxed();
+    if let Some(status) = status {
+        query = query.filter(cohorts::status.eq(status));
+    }
+    query.load(conn)
 }
 
 /// (cohort_id, patient_id) of active members of the given cohorts.

@@ -69,6 +69,13 @@ pub fn update(
         .map(|_| ())
 }
 
+/// The programs with these ids, in one query.
+pub fn find_many(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<ProgramRow>> {
+    programs::table
+        .filter(programs::id.eq_any(ids.to_vec()))
+        .load(conn)
+}
+
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<ProgramRow> {
     programs::table.find(id).first(conn)
 }

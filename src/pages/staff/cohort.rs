@@ -4,9 +4,7 @@
 use super::render::redirect;
 use super::session::Staff;
 use super::{page, PageResult};
-use crate::db::models::cohort as cohorts;
 use crate::db::models::program;
-use crate::db::models::user::Role;
 use crate::domain::attendance::AttendanceStatus;
 use crate::domain::status::SessionStatus;
 use crate::error::{AppError, FieldErrors};
@@ -14,7 +12,7 @@ use crate::service::attendance::{
     self as attendance_service, attendance_document, session_for_staff, AttendanceRequest,
     RecordInput,
 };
-use crate::service::cohorts::{cohort_document, cohort_for_reader, program_context};
+use crate::service::cohorts::{self as cohorts_service, program_context};
 use crate::web::{db, AppState};
 use actix_web::web;
 use serde::Deserialize;
@@ -60,11 +58,10 @@ pub async fn cohort_page(
     let cohort_id = path.into_inner();
     let actor = staff.user.clone();
     let (document, program_name, tz) = db(&state, move |conn| {
-        cohorts::activate_started(conn, crate::db::now())?;
-        let cohort = cohort_for_reader(conn, &actor, cohort_id)?;
-        let document = cohort_document(conn, &cohort, actor.role != Role::Facilitator)?;
-        let program = program_context(conn, cohort.program_id)?;
-        let name = program::find(conn, cohort.program_id)?.name;
+        let view = cohorts_service::get(conn, &actor, cohort_id)?;
+        let program = program_context(conn, view.program_id)?;
+        let name = program::find(conn, view.program_id)?.name;
+        let document = serde_json::to_value(view).map_err(anyhow::Error::from)?;
         Ok((document, name, program.tz))
     })
     .await?;

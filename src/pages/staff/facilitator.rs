@@ -34,7 +34,6 @@ pub async fn groups(state: web::Data<AppState>, staff: Staff) -> PageResult {
     };
     let context = db(&state, move |conn| {
         let now = crate::db::now();
-        cohorts::activate_started(conn, now)?;
         let mine: Vec<cohorts::CohortRow> = cohorts::list(conn, None, None, Some(facilitator_id))?;
         let live: Vec<&cohorts::CohortRow> = mine
             .iter()

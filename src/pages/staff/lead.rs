@@ -85,7 +85,6 @@ pub async fn dashboard(
         actor.require_lead_of(program_id)?;
         let program = ProgramContext::try_from(&row)?;
         let now = crate::db::now();
-        cohorts::activate_started(conn, now)?;
         let today = program.today(Utc::now());
         let max_wait = i64::from(program.rules.cohort.max_wait_days);
 
@@ -113,7 +112,11 @@ pub async fn dashboard(
             .collect();
         waitlist.sort_by_key(|(key, _)| *key);
 
-        let rows = cohorts::list(conn, Some(program_id), None, None)?;
+        let mut rows = cohorts::list(conn, Some(program_id), None, None)?;
+        let statuses = crate::service::cohorts::statuses_as_of(conn, &rows, now)?;
+        for row in &mut rows {
+            row.status = statuses.get(&row.id).copied().unwrap_or(row.status);
+        }
         let mut by_status: BTreeMap<usize, Vec<&cohorts::CohortRow>> = BTreeMap::new();
         for row in &rows {
             let rank = CohortStatus::ALL
