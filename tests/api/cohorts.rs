@@ -479,3 +479,81 @@ async fn a_lead_reschedules_or_cancels_a_session_but_not_one_that_started() {
     )
     .await;
 }
+
+/// Counts the statements a connection starts.
+struct QueryCounter(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl diesel::connection::Instrumentation for QueryCounter {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        if matches!(
+            event,
+            diesel::connection::InstrumentationEvent::StartQuery { .. }
+        ) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// How many statements `service::cohorts::list` runs for a program, and how many
+/// cohorts it lists.
+fn queries_to_list(app: &crate::helpers::TestApp, program: i64) -> (usize, usize) {
+    use diesel::Connection;
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // A connection of its own, so the counter leaves with it instead of going back to
+    // the app's pool.
+    let pool = cohorts::db::connect(&app.settings.database_url, 1).expect("a pool");
+    let mut conn = pool.get().expect("a connection");
+    conn.set_instrumentation(QueryCounter(count.clone()));
+    let admin = cohorts::service::auth::Actor {
+        id: 1,
+        email: "admin@localhost".into(),
+        name: "Administrator".into(),
+        role: cohorts::db::models::user::Role::Admin,
+        program_ids: vec![],
+        facilitator_id: None,
+    };
+    let listed =
+        cohorts::service::cohorts::list(&mut conn, &admin, Some(program)).expect("cohorts listed");
+    (
+        count.load(std::sync::atomic::Ordering::SeqCst),
+        listed.len(),
+    )
+}
+
+#[tokio::test]
+async fn listing_cohorts_takes_as_many_queries_for_100_cohorts_as_for_10() {
+    let app = spawn_app().await;
+    let (program, lead) = app.program_with_lead().await;
+    let (therapist, nurse) = app.staff_pair().await;
+    let mut created = 0;
+    let mut counts = Vec::new();
+    for target in [10, 100] {
+        while created < target {
+            let mut members = Vec::new();
+            for part in ["a", "b"] {
+                let name = format!("Member {created}{part}");
+                let email = format!("m{created}{part}@example.org");
+                members.push(app.create_patient(&lead, program, &name, &email).await);
+            }
+            let request = json!({
+                "program_id": program,
+                "members": members,
+                "first_session_at": "2030-01-08T18:00:00-08:00",
+                "facilitators": [
+                    {"facilitator_id": therapist, "role": "lead"},
+                    {"facilitator_id": nurse, "role": "co_facilitator"}
+                ],
+                "override_reason": "a small group for the query count",
+            });
+            body(app.post("/api/v1/cohorts", &lead, &request).await, 201).await;
+            created += 1;
+        }
+        let (queries, listed) = queries_to_list(&app, program);
+        assert_eq!(listed, target, "every cohort is listed");
+        counts.push((target, queries));
+    }
+    assert_eq!(
+        counts[0].1, counts[1].1,
+        "the query count grew with the cohorts: {counts:?}"
+    );
+}
