@@ -9,6 +9,7 @@ use crate::db::models::program::{self, ProgramFields};
 use crate::db::models::user::{self as users, Role};
 use crate::db::schema;
 use crate::db::{write_transaction, DbConnection};
+use crate::domain::attendance::AttendanceStatus;
 use crate::domain::program::ProgramRules;
 use crate::domain::status::{CohortKind, CohortStatus, MemberStatus, SessionStatus};
 use crate::domain::Modality;
@@ -187,7 +188,7 @@ fn take_attendance(
     cohort_id: i64,
     recorder: i64,
     now: NaiveDateTime,
-    pattern: impl Fn(usize, i32) -> Option<&'static str>,
+    pattern: impl Fn(usize, i32) -> Option<AttendanceStatus>,
 ) -> AppResult<usize> {
     let members = cohorts::active_member_ids(conn, cohort_id)?;
     let mut written = 0;
@@ -351,28 +352,28 @@ fn demo(conn: &mut DbConnection) -> AppResult<SeedReport> {
 
     let mut written = take_attendance(conn, &program, completed, recorder, now, |m, seq| {
         Some(match (m, seq) {
-            (2, 5 | 6) => "absent",
-            (4, 9) => "excused",
-            (_, s) if s % 5 == 0 && m % 3 == 1 => "late",
-            _ => "present",
+            (2, 5 | 6) => AttendanceStatus::Absent,
+            (4, 9) => AttendanceStatus::Excused,
+            (_, s) if s % 5 == 0 && m % 3 == 1 => AttendanceStatus::Late,
+            _ => AttendanceStatus::Present,
         })
     })?;
     written += take_attendance(conn, &program, active, recorder, now, |m, seq| {
         Some(match (m, seq) {
-            (1, 5 | 6) => "absent",
-            (3, 3..=6) => "absent",
-            (5, 2) => "left_early",
-            (6, 4) => "excused",
-            (_, 1) if m == 7 => "late",
-            _ => "present",
+            (1, 5 | 6) => AttendanceStatus::Absent,
+            (3, 3..=6) => AttendanceStatus::Absent,
+            (5, 2) => AttendanceStatus::LeftEarly,
+            (6, 4) => AttendanceStatus::Excused,
+            (_, 1) if m == 7 => AttendanceStatus::Late,
+            _ => AttendanceStatus::Present,
         })
     })?;
     written += take_attendance(conn, &program, recent, recorder, now, |m, seq| {
         // The newest session stays unrecorded: it shows up as "still to take".
         match (m, seq) {
             (_, 3) => None,
-            (2, 2) => Some("absent"),
-            _ => Some("present"),
+            (2, 2) => Some(AttendanceStatus::Absent),
+            _ => Some(AttendanceStatus::Present),
         }
     })?;
     set_cohort_status(conn, completed, CohortStatus::Completed)?;
@@ -522,11 +523,11 @@ fn large_program(conn: &mut DbConnection) -> AppResult<(i64, usize)> {
             state ^= state >> 7;
             state ^= state << 17;
             let status = match state % 100 {
-                0..=79 => "present",
-                80..=85 => "late",
-                86..=88 => "left_early",
-                89..=95 => "absent",
-                _ => "excused",
+                0..=79 => AttendanceStatus::Present,
+                80..=85 => AttendanceStatus::Late,
+                86..=88 => AttendanceStatus::LeftEarly,
+                89..=95 => AttendanceStatus::Absent,
+                _ => AttendanceStatus::Excused,
             };
             marks.push(records::NewRecord {
                 cohort_id: session.cohort_id,

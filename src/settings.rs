@@ -25,7 +25,7 @@ pub struct Settings {
     /// How long a resolved bearer token or session is reused without asking the database
     /// (0: never). Revocation on another instance takes effect within this time.
     pub auth_cache_millis: u64,
-    /// Worker tuning (tests, benchmarks); unset means the defaults of `jobs::WorkerConfig`.
+    /// Worker tuning (tests, benchmarks); unset means the defaults of `worker::WorkerConfig`.
     #[serde(default)]
     pub worker_poll_millis: Option<u64>,
     #[serde(default)]

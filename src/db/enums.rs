@@ -1,6 +1,8 @@
 //! The SQL side of `domain::status`: every status and kind is a `Text` column holding
 //! its `as_str`, on either backend.
 
+use crate::domain::attendance::AttendanceStatus;
+use crate::domain::patient::PatientStatus;
 use crate::domain::staffing::Role as TeamRole;
 use crate::domain::status::*;
 use diesel::backend::Backend;
@@ -46,4 +48,6 @@ text_column!(
     InvitationStatus,
     RsvpResponse,
     TeamRole,
+    AttendanceStatus,
+    PatientStatus,
 );

@@ -4,14 +4,30 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+// Declared in the alphabetical order of their texts, so maps keyed by status list them
+// as the stored words sort.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum AttendanceStatus {
-    Present,
-    Late,
-    LeftEarly,
     Absent,
     Excused,
+    Late,
+    LeftEarly,
+    Present,
 }
 
 impl AttendanceStatus {

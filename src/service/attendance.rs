@@ -16,7 +16,7 @@ use crate::domain::status::{
     CohortKind, FollowUpKind, FollowUpStatus, MemberStatus, SessionStatus,
 };
 use crate::error::{AppError, AppResult, FieldErrors};
-use chrono::{Duration, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -40,10 +40,7 @@ impl CohortMarks {
         let ids: Vec<i64> = held.iter().map(|s| s.id).collect();
         let marks = records::of_sessions(conn, &ids)?
             .into_iter()
-            .filter_map(|row| {
-                let status = row.status.parse().ok()?;
-                Some(((row.session_id, row.patient_id), status))
-            })
+            .map(|row| ((row.session_id, row.patient_id), row.status))
             .collect();
         Ok(CohortMarks { held, marks })
     }
@@ -210,7 +207,7 @@ pub fn record(
     actor: &Actor,
     session_id: i64,
     request: &AttendanceRequest,
-) -> AppResult<Value> {
+) -> AppResult<SessionAttendance> {
     let records_in = validate_records(request)?;
     let amend_reason = crate::types::optional_text(request.amend_reason.as_deref(), 1000)
         .map_err(|e| AppError::field("amend_reason", e))?;
@@ -260,13 +257,13 @@ pub fn record(
                     cohort_id: cohort.id,
                     session_id,
                     patient_id: input.patient_id,
-                    status: input.status.as_str(),
+                    status: input.status,
                     note: input.note.as_deref(),
                     recorded_by: actor.id,
                     recorded_at: now,
                     updated_at: now,
                 }),
-                Some(old) if old.status == input.status.as_str() && old.note == input.note => {}
+                Some(old) if old.status == input.status && old.note == input.note => {}
                 Some(old) => {
                     if old.recorded_at + AMEND_AFTER < now {
                         let Some(reason) = &amend_reason else {
@@ -283,7 +280,7 @@ pub fn record(
                     records::update(
                         conn,
                         old.id,
-                        input.status.as_str(),
+                        input.status,
                         input.note.as_deref(),
                         actor.id,
                         now,
@@ -325,57 +322,130 @@ pub fn record(
     })
 }
 
+/// One session's attendance as the people who take it see it.
+#[derive(Debug, Serialize)]
+pub struct SessionAttendance {
+    /// Active members with no record yet.
+    pub missing: Vec<i64>,
+    pub records: Vec<RecordView>,
+    pub session: SessionHeader,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RecordView {
+    pub name: String,
+    pub note: Option<String>,
+    pub patient_id: i64,
+    pub recorded_at: Option<DateTime<Utc>>,
+    pub status: Option<AttendanceStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionHeader {
+    pub cohort_id: i64,
+    pub id: i64,
+    pub seq: i32,
+    pub starts_at: DateTime<Utc>,
+    pub status: SessionStatus,
+}
+
 pub fn attendance_document(
     conn: &mut DbConnection,
     session_id: i64,
     cohort: &CohortRow,
-) -> AppResult<Value> {
+) -> AppResult<SessionAttendance> {
     let session = cohorts::find_session(conn, session_id)?;
     let recorded: HashMap<i64, records::AttendanceRow> = records::of_sessions(conn, &[session_id])?
         .into_iter()
         .map(|row| (row.patient_id, row))
         .collect();
-    let members: Vec<Value> = cohorts::members_with_names(conn, cohort.id)?
+    let records: Vec<RecordView> = cohorts::members_with_names(conn, cohort.id)?
         .into_iter()
         .filter(|(member, _)| {
             member.status == MemberStatus::Active || recorded.contains_key(&member.patient_id)
         })
         .map(|(member, name)| {
             let record = recorded.get(&member.patient_id);
-            json!({
-                "patient_id": member.patient_id,
-                "name": name,
-                "status": record.map(|r| r.status.clone()),
-                "note": record.and_then(|r| r.note.clone()),
-                "recorded_at": record.map(|r| r.recorded_at.and_utc()),
-            })
+            RecordView {
+                name,
+                note: record.and_then(|r| r.note.clone()),
+                patient_id: member.patient_id,
+                recorded_at: record.map(|r| r.recorded_at.and_utc()),
+                status: record.map(|r| r.status),
+            }
         })
         .collect();
-    let missing: Vec<i64> = members
-        .iter()
-        .filter(|m| m["status"].is_null())
-        .filter_map(|m| m["patient_id"].as_i64())
-        .collect();
-    Ok(json!({
-        "session": {
-            "id": session.id,
-            "cohort_id": session.cohort_id,
-            "seq": session.seq,
-            "starts_at": session.starts_at.and_utc(),
-            "status": session.status,
+    Ok(SessionAttendance {
+        missing: records
+            .iter()
+            .filter(|r| r.status.is_none())
+            .map(|r| r.patient_id)
+            .collect(),
+        records,
+        session: SessionHeader {
+            cohort_id: session.cohort_id,
+            id: session.id,
+            seq: session.seq,
+            starts_at: session.starts_at.and_utc(),
+            status: session.status,
         },
-        "records": members,
-        "missing": missing,
-    }))
+    })
+}
+
+/// Members × sessions with rates, streaks and flags.
+#[derive(Debug, Serialize)]
+pub struct CohortMatrix {
+    pub cohort_id: i64,
+    pub members: Vec<MatrixMember>,
+    pub sessions: Vec<MatrixSession>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MatrixMember {
+    pub attended: u32,
+    pub completed: bool,
+    pub consecutive_absences: u32,
+    pub flags: Vec<FollowUpKind>,
+    pub held: u32,
+    /// One per session, in the order of `sessions`.
+    pub marks: Vec<Option<AttendanceStatus>>,
+    pub member_status: MemberStatus,
+    pub name: String,
+    pub patient_id: i64,
+    pub rate: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MatrixSession {
+    pub counts: BTreeMap<AttendanceStatus, i64>,
+    pub id: i64,
+    pub seq: i32,
+    pub starts_at: DateTime<Utc>,
+    pub status: SessionStatus,
+}
+
+impl MatrixSession {
+    /// Members marked present, late or left early.
+    pub fn attended(&self) -> i64 {
+        self.counts
+            .iter()
+            .filter(|(status, _)| status.attended())
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 /// Members × sessions with rates, streaks and flags, for a reader of the cohort.
-pub fn cohort_matrix(conn: &mut DbConnection, actor: &Actor, cohort_id: i64) -> AppResult<Value> {
+pub fn cohort_matrix(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    cohort_id: i64,
+) -> AppResult<CohortMatrix> {
     let cohort = cohort_for_reader(conn, actor, cohort_id)?;
     let program = program_context(conn, cohort.program_id)?;
     let sessions = cohorts::sessions_of(conn, &[cohort_id])?;
     let ids: Vec<i64> = sessions.iter().map(|s| s.id).collect();
-    let marks: HashMap<(i64, i64), String> = records::of_sessions(conn, &ids)?
+    let marks: HashMap<(i64, i64), AttendanceStatus> = records::of_sessions(conn, &ids)?
         .into_iter()
         .map(|row| ((row.session_id, row.patient_id), row.status))
         .collect();
@@ -383,7 +453,7 @@ pub fn cohort_matrix(conn: &mut DbConnection, actor: &Actor, cohort_id: i64) -> 
         .into_iter()
         .map(|t| (t.patient_id, t))
         .collect();
-    let mut counts: BTreeMap<i64, BTreeMap<String, i64>> = BTreeMap::new();
+    let mut counts: HashMap<i64, BTreeMap<AttendanceStatus, i64>> = HashMap::new();
     for (session_id, status, count) in records::session_counts(conn, cohort_id)? {
         counts.entry(session_id).or_default().insert(status, count);
     }
@@ -395,47 +465,52 @@ pub fn cohort_matrix(conn: &mut DbConnection, actor: &Actor, cohort_id: i64) -> 
     let streaks = CohortMarks::load(conn, cohort_id)?;
     let threshold = program.rules.attendance.completion_threshold;
     let at_risk_after = program.rules.attendance.at_risk_after;
-    let members: Vec<Value> = cohorts::members_with_names(conn, cohort_id)?
-            .into_iter()
-            .map(|(member, name)| {
-                let tally = tallies.get(&member.patient_id);
-                let (attended, held) = tally.map_or((0, 0), |t| (t.attended as u32, t.held as u32));
-                let streak = streaks.streak(member.patient_id);
-                let mut flags: Vec<FollowUpKind> = open
+    let members = cohorts::members_with_names(conn, cohort_id)?
+        .into_iter()
+        .map(|(member, name)| {
+            let tally = tallies.get(&member.patient_id);
+            let (attended, held) = tally.map_or((0, 0), |t| (t.attended as u32, t.held as u32));
+            let streak = streaks.streak(member.patient_id);
+            let mut flags: Vec<FollowUpKind> = open
+                .iter()
+                .filter(|f| f.patient_id == member.patient_id)
+                .map(|f| f.kind)
+                .collect();
+            if streak.absences >= at_risk_after && !flags.contains(&FollowUpKind::AtRisk) {
+                flags.push(FollowUpKind::AtRisk);
+            }
+            MatrixMember {
+                attended,
+                completed: completed(attended, held, threshold),
+                consecutive_absences: streak.absences,
+                flags,
+                held,
+                marks: sessions
                     .iter()
-                    .filter(|f| f.patient_id == member.patient_id)
-                    .map(|f| f.kind)
-                    .collect();
-                if streak.absences >= at_risk_after && !flags.contains(&FollowUpKind::AtRisk) {
-                    flags.push(FollowUpKind::AtRisk);
-                }
-                json!({
-                    "patient_id": member.patient_id,
-                    "name": name,
-                    "member_status": member.status,
-                    "marks": sessions.iter().map(|s| marks.get(&(s.id, member.patient_id)).cloned()).collect::<Vec<_>>(),
-                    "attended": attended,
-                    "held": held,
-                    "rate": attendance_rate(attended, held),
-                    "completed": completed(attended, held, threshold),
-                    "consecutive_absences": streak.absences,
-                    "flags": flags,
-                })
-            })
-            .collect();
-    let session_views: Vec<Value> = sessions
-        .iter()
-        .map(|s| {
-            json!({
-                "id": s.id,
-                "seq": s.seq,
-                "starts_at": s.starts_at.and_utc(),
-                "status": s.status,
-                "counts": counts.remove(&s.id).unwrap_or_default(),
-            })
+                    .map(|s| marks.get(&(s.id, member.patient_id)).copied())
+                    .collect(),
+                member_status: member.status,
+                name,
+                patient_id: member.patient_id,
+                rate: attendance_rate(attended, held),
+            }
         })
         .collect();
-    Ok(json!({"cohort_id": cohort_id, "sessions": session_views, "members": members}))
+    let sessions = sessions
+        .iter()
+        .map(|s| MatrixSession {
+            counts: counts.remove(&s.id).unwrap_or_default(),
+            id: s.id,
+            seq: s.seq,
+            starts_at: s.starts_at.and_utc(),
+            status: s.status,
+        })
+        .collect();
+    Ok(CohortMatrix {
+        cohort_id,
+        members,
+        sessions,
+    })
 }
 
 #[derive(Serialize)]

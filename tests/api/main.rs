@@ -10,6 +10,7 @@ mod facilitators;
 mod health;
 mod helpers;
 mod import;
+mod layers;
 mod mail;
 mod patient_links;
 mod patients;

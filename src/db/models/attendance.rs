@@ -2,6 +2,7 @@
 
 use crate::db::schema::{attendance, cohort_facilitators, cohorts, follow_ups, sessions};
 use crate::db::DbConnection;
+use crate::domain::attendance::AttendanceStatus;
 use crate::domain::status::{FollowUpKind, FollowUpStatus};
 use crate::per_backend;
 use chrono::NaiveDateTime;
@@ -14,7 +15,7 @@ pub struct AttendanceRow {
     pub id: i64,
     pub session_id: i64,
     pub patient_id: i64,
-    pub status: String,
+    pub status: AttendanceStatus,
     pub note: Option<String>,
     pub recorded_by: i64,
     pub recorded_at: NaiveDateTime,
@@ -40,7 +41,7 @@ pub struct NewRecord<'a> {
     pub cohort_id: i64,
     pub session_id: i64,
     pub patient_id: i64,
-    pub status: &'a str,
+    pub status: AttendanceStatus,
     pub note: Option<&'a str>,
     pub recorded_by: i64,
     pub recorded_at: NaiveDateTime,
@@ -61,7 +62,7 @@ pub fn insert(conn: &mut DbConnection, records: &[NewRecord<'_>]) -> QueryResult
 pub fn update(
     conn: &mut DbConnection,
     id: i64,
-    status: &str,
+    status: AttendanceStatus,
     note: Option<&str>,
     recorded_by: i64,
     now: NaiveDateTime,
@@ -396,7 +397,7 @@ where
 pub fn session_counts(
     conn: &mut DbConnection,
     cohort_id: i64,
-) -> QueryResult<Vec<(i64, String, i64)>> {
+) -> QueryResult<Vec<(i64, AttendanceStatus, i64)>> {
     attendance::table
         .inner_join(sessions::table)
         .filter(sessions::cohort_id.eq(cohort_id))

@@ -404,7 +404,7 @@ pub fn waitlist(
     let rows: Vec<(i64, NaiveDateTime, String)> = patients::table
         .inner_join(dosings::table)
         .filter(patients::program_id.eq(program_id))
-        .filter(patients::status.eq("awaiting_cohort"))
+        .filter(patients::status.eq(crate::domain::patient::PatientStatus::AwaitingCohort))
         .order((patients::id, dosings::dosed_at.desc(), dosings::id.desc()))
         .select((patients::id, dosings::dosed_at, dosings::modality))
         .load(conn)?;

@@ -6,7 +6,7 @@ use super::session::Staff;
 use super::{page, PageResult};
 use crate::db::models::program;
 use crate::domain::attendance::AttendanceStatus;
-use crate::domain::status::SessionStatus;
+use crate::domain::status::{MemberStatus, SessionStatus};
 use crate::error::{AppError, FieldErrors};
 use crate::service::attendance::{
     self as attendance_service, attendance_document, session_for_staff, AttendanceRequest,
@@ -18,29 +18,32 @@ use actix_web::web;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-fn status_label(status: &str) -> &'static str {
+fn mark_label(status: AttendanceStatus) -> &'static str {
     match status {
-        "present" => "Present",
-        "late" => "Late",
-        "left_early" => "Left early",
-        "absent" => "Absent",
-        "excused" => "Excused",
-        "scheduled" => "Scheduled",
-        "held" => "Held",
-        "cancelled" => "Cancelled",
-        "did_not_take_place" => "Did not take place",
-        _ => "Unknown",
+        AttendanceStatus::Present => "Present",
+        AttendanceStatus::Late => "Late",
+        AttendanceStatus::LeftEarly => "Left early",
+        AttendanceStatus::Absent => "Absent",
+        AttendanceStatus::Excused => "Excused",
     }
 }
 
-fn mark_letter(status: &str) -> &'static str {
+fn session_label(status: SessionStatus) -> &'static str {
     match status {
-        "present" => "P",
-        "late" => "L",
-        "left_early" => "E",
-        "absent" => "A",
-        "excused" => "X",
-        _ => "?",
+        SessionStatus::Scheduled => "Scheduled",
+        SessionStatus::Held => "Held",
+        SessionStatus::Cancelled => "Cancelled",
+        SessionStatus::DidNotTakePlace => "Did not take place",
+    }
+}
+
+fn mark_letter(status: AttendanceStatus) -> &'static str {
+    match status {
+        AttendanceStatus::Present => "P",
+        AttendanceStatus::Late => "L",
+        AttendanceStatus::LeftEarly => "E",
+        AttendanceStatus::Absent => "A",
+        AttendanceStatus::Excused => "X",
     }
 }
 
@@ -57,12 +60,11 @@ pub async fn cohort_page(
 ) -> PageResult {
     let cohort_id = path.into_inner();
     let actor = staff.user.clone();
-    let (document, program_name, tz) = db(&state, move |conn| {
+    let (view, program_name, tz) = db(&state, move |conn| {
         let view = cohorts_service::get(conn, &actor, cohort_id)?;
         let program = program_context(conn, view.program_id)?;
         let name = program::find(conn, view.program_id)?.name;
-        let document = serde_json::to_value(view).map_err(anyhow::Error::from)?;
-        Ok((document, name, program.tz))
+        Ok((view, name, program.tz))
     })
     .await?;
     let actor = staff.user.clone();
@@ -71,112 +73,88 @@ pub async fn cohort_page(
     })
     .await?;
     let now = chrono::Utc::now();
-    let empty = Vec::new();
-    let sessions = document["sessions"].as_array().unwrap_or(&empty);
-    let matrix_sessions = matrix["sessions"].as_array().unwrap_or(&empty);
-    let attended_at = |session_id: &Value| -> i64 {
-        matrix_sessions
-            .iter()
-            .find(|s| &s["id"] == session_id)
-            .and_then(|s| s["counts"].as_object())
-            .map(|counts| {
-                ["present", "late", "left_early"]
-                    .iter()
-                    .filter_map(|k| counts.get(*k).and_then(Value::as_i64))
-                    .sum()
-            })
-            .unwrap_or(0)
-    };
-    let recorded_at = |session_id: &Value| -> bool {
-        matrix_sessions
-            .iter()
-            .find(|s| &s["id"] == session_id)
-            .and_then(|s| s["counts"].as_object())
-            .is_some_and(|counts| !counts.is_empty())
-    };
-    let started = |s: &Value| {
-        s["starts_at"]
-            .as_str()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .is_some_and(|t| t <= now)
-    };
-    let session_rows: Vec<Value> = sessions
+    let counted = |session_id: i64| matrix.sessions.iter().find(|s| s.id == session_id);
+    let session_rows: Vec<Value> = view
+        .sessions
         .iter()
         .map(|s| {
-            let status = s["status"].as_str().unwrap_or("");
+            let recorded = counted(s.id).filter(|m| !m.counts.is_empty());
             json!({
-                "id": s["id"], "seq": s["seq"], "when": s["local_start"],
-                "status": status, "status_label": status_label(status),
-                "attended": if recorded_at(&s["id"]) { json!(attended_at(&s["id"])) } else { json!("–") },
-                "recorded": recorded_at(&s["id"]),
-                "can_record": started(s) && matches!(status, "scheduled" | "held"),
+                "id": s.id, "seq": s.seq, "when": s.local_start,
+                "status": s.status, "status_label": session_label(s.status),
+                "attended": recorded.map_or(json!("–"), |m| json!(m.attended())),
+                "recorded": recorded.is_some(),
+                "can_record": s.starts_at <= now
+                    && matches!(s.status, SessionStatus::Scheduled | SessionStatus::Held),
             })
         })
         .collect();
-    let heat_sessions: Vec<Value> = matrix_sessions
+    let heat_sessions: Vec<Value> = matrix
+        .sessions
         .iter()
         .map(|s| {
-            let date = s["starts_at"]
-                .as_str()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&tz).format("%Y-%m-%d").to_string())
-                .unwrap_or_default();
-            json!({"seq": s["seq"], "date": date})
+            let date = s
+                .starts_at
+                .with_timezone(&tz)
+                .format("%Y-%m-%d")
+                .to_string();
+            json!({"seq": s.seq, "date": date})
         })
         .collect();
-    let heat_rows: Vec<Value> = matrix["members"]
-        .as_array()
-        .unwrap_or(&empty)
+    let heat_rows: Vec<Value> = matrix
+        .members
         .iter()
         .map(|m| {
-            let marks = m["marks"].as_array().unwrap_or(&empty);
-            let cells: Vec<Value> = marks
+            let cells: Vec<Value> = m
+                .marks
                 .iter()
-                .zip(matrix_sessions)
-                .map(|(mark, session)| match mark.as_str() {
-                    Some(status) => json!({"class": status, "text": mark_letter(status),
-                        "label": format!("session {}: {}", session["seq"], status_label(status))}),
-                    None if started(session) && session["status"] == "held" => {
-                        json!({"class": "missing", "text": "?", "label": format!("session {}: not recorded", session["seq"])})
+                .zip(&matrix.sessions)
+                .map(|(mark, session)| match mark {
+                    Some(status) => json!({"class": status, "text": mark_letter(*status),
+                        "label": format!("session {}: {}", session.seq, mark_label(*status))}),
+                    None if session.starts_at <= now && session.status == SessionStatus::Held => {
+                        json!({"class": "missing", "text": "?", "label": format!("session {}: not recorded", session.seq)})
                     }
-                    None => json!({"class": "none", "text": "", "label": format!("session {}: no record", session["seq"])}),
+                    None => json!({"class": "none", "text": "", "label": format!("session {}: no record", session.seq)}),
                 })
                 .collect();
             json!({
-                "name": m["name"], "cells": cells,
-                "rate": super::charts::percent(m["rate"].as_f64()),
-                "flags": m["flags"].as_array().unwrap_or(&empty).iter()
-                    .filter_map(|f| f.as_str()).map(|f| f.replace('_', " ")).collect::<Vec<_>>(),
+                "name": m.name, "cells": cells,
+                "rate": super::charts::percent(m.rate),
+                "flags": m.flags.iter().map(|f| f.as_str().replace('_', " ")).collect::<Vec<_>>(),
             })
         })
         .collect();
-    let members: Vec<Value> = document["members"]
-        .as_array()
-        .unwrap_or(&empty)
+    let members: Vec<Value> = view
+        .members
         .iter()
-        .map(|m| json!({"name": m["name"], "withdrawn": m["status"] != "active"}))
+        .map(|m| json!({"name": m.name, "withdrawn": m.status != MemberStatus::Active}))
         .collect();
-    let active = members.iter().filter(|m| m["withdrawn"] == false).count();
+    let active = view
+        .members
+        .iter()
+        .filter(|m| m.status == MemberStatus::Active)
+        .count();
     let notice = query.saved.and_then(|saved| {
-        sessions
+        view.sessions
             .iter()
-            .find(|s| s["id"].as_i64() == Some(saved))
-            .map(|s| format!("Attendance saved for session {}.", s["seq"]))
+            .find(|s| s.id == saved)
+            .map(|s| format!("Attendance saved for session {}.", s.seq))
     });
     let context = json!({
         "notice": notice,
         "cohort": {
-            "id": document["id"], "status": document["status"], "kind": document["kind"],
-            "modality": document["modality"], "program_name": program_name,
-            "venue": document["venue"], "join_url": document["join_url"],
+            "id": view.id, "status": view.status, "kind": view.kind,
+            "modality": view.modality, "program_name": program_name,
+            "venue": view.venue, "join_url": view.join_url,
         },
         "members": members,
         "active_members": active,
-        "team": document["facilitators"].as_array().unwrap_or(&empty).iter()
-            .map(|f| json!({"name": f["name"], "role": f["role"].as_str().unwrap_or("").replace('_', "-")}))
+        "team": view.facilitators.iter()
+            .map(|f| json!({"name": f.name, "role": f.role.as_str().replace('_', "-")}))
             .collect::<Vec<_>>(),
-        "gaps": document["staffing"]["gaps"],
-        "override_reason": document["staffing"]["override_reason"],
+        "gaps": view.staffing.gaps,
+        "override_reason": view.staffing.override_reason,
         "sessions": session_rows,
         "heat": {"sessions": heat_sessions, "rows": heat_rows},
     });
@@ -216,26 +194,22 @@ pub async fn attendance_form(
     } else {
         None
     };
-    let empty = Vec::new();
     let mut needs_reason = false;
-    let members: Vec<Value> = document["records"]
-        .as_array()
-        .unwrap_or(&empty)
+    let members: Vec<Value> = document
+        .records
         .iter()
         .map(|m| {
-            let current = m["status"].as_str();
-            let old = m["recorded_at"]
-                .as_str()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            let old = m
+                .recorded_at
                 .is_some_and(|t| t.naive_utc() + chrono::Duration::hours(48) < now);
             needs_reason |= old;
             json!({
-                "patient_id": m["patient_id"],
-                "name": m["name"],
-                "note": m["note"].as_str().unwrap_or(""),
+                "patient_id": m.patient_id,
+                "name": m.name,
+                "note": m.note.as_deref().unwrap_or(""),
                 "choices": AttendanceStatus::ALL.iter().map(|s| json!({
-                    "value": s.as_str(), "label": status_label(s.as_str()),
-                    "checked": current == Some(s.as_str()),
+                    "value": s.as_str(), "label": mark_label(*s),
+                    "checked": m.status == Some(*s),
                 })).collect::<Vec<_>>(),
             })
         })
@@ -318,7 +292,7 @@ pub async fn save_attendance(
         attendance_service::record(conn, &actor, session_id, &request)
     })
     .await?;
-    let cohort_id = view["session"]["cohort_id"].as_i64().unwrap_or_default();
+    let cohort_id = view.session.cohort_id;
     Ok(redirect(&format!(
         "/staff/cohorts/{cohort_id}?saved={session_id}"
     )))

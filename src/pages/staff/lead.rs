@@ -13,7 +13,7 @@ use crate::db::models::patient as patients;
 use crate::db::models::program;
 use crate::db::write_transaction;
 use crate::domain::attendance::attendance_rate;
-use crate::domain::status::{CohortStatus, FollowUpStatus, SessionStatus};
+use crate::domain::status::{CohortStatus, FollowUpKind, FollowUpStatus, SessionStatus};
 use crate::service::attendance::{
     self as attendance_service, cohort_summary, parse_date, report_bounds, report_csv as csv_of,
 };
@@ -54,9 +54,9 @@ fn local(program: &ProgramContext, at: NaiveDateTime) -> String {
 }
 
 pub fn follow_up_why(row: &records::FollowUpRow) -> String {
-    match row.kind.as_str() {
-        "at_risk" => format!("At risk: {} absences in a row", row.consecutive_absences),
-        _ => format!("{} absences in a row", row.consecutive_absences),
+    match row.kind {
+        FollowUpKind::AtRisk => format!("At risk: {} absences in a row", row.consecutive_absences),
+        FollowUpKind::Outreach => format!("{} absences in a row", row.consecutive_absences),
     }
 }
 
