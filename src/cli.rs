@@ -128,8 +128,11 @@ fn form(settings: &Settings, program_id: i64, dry_run: bool) -> anyhow::Result<(
     use crate::service::formation;
     let pool = prepare_database(settings)?;
     let mut conn = pool.get()?;
-    let program =
-        crate::service::cohorts::program_context(&mut conn, program_id).map_err(describe)?;
+    let program = crate::service::cohorts::program_context(
+        &mut conn,
+        crate::domain::ids::ProgramId(program_id),
+    )
+    .map_err(describe)?;
     let now = chrono::Utc::now();
     let outcome = if dry_run {
         formation::form(&mut conn, &program, now, formation::Mode::DryRun)

@@ -240,7 +240,8 @@ fn demo(conn: &mut DbConnection) -> AppResult<SeedReport> {
         },
         now,
     )?;
-    let program = crate::service::cohorts::program_context(conn, program_id)?;
+    let program =
+        crate::service::cohorts::program_context(conn, crate::domain::ids::ProgramId(program_id))?;
     let team = [
         ("Robin Okafor", "therapist"),
         ("Sam Whitfield", "nurse"),
@@ -432,7 +433,8 @@ fn large_program(conn: &mut DbConnection) -> AppResult<(i64, usize)> {
         },
         now,
     )?;
-    let program = crate::service::cohorts::program_context(conn, program_id)?;
+    let program =
+        crate::service::cohorts::program_context(conn, crate::domain::ids::ProgramId(program_id))?;
     let recorder = crate::db::models::user::list(conn)?
         .first()
         .map(|u| u.id)

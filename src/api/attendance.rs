@@ -1,5 +1,6 @@
 //! Attendance: recording it after a group, the follow-ups it opens, and reports.
 
+use crate::domain::ids::{CohortId, ProgramId, SessionId};
 use crate::error::{AppError, AppResult};
 use crate::service::attendance::{self, AttendanceRequest, MemberReport};
 use crate::web::{db, AppState, CurrentUser, Json};
@@ -24,7 +25,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 async fn record(
     state: web::Data<AppState>,
     actor: CurrentUser,
-    path: web::Path<i64>,
+    path: web::Path<SessionId>,
     body: Json<AttendanceRequest>,
 ) -> AppResult<HttpResponse> {
     let session_id = path.into_inner();
@@ -38,12 +39,12 @@ async fn record(
 async fn session_view(
     state: web::Data<AppState>,
     actor: CurrentUser,
-    path: web::Path<i64>,
+    path: web::Path<SessionId>,
 ) -> AppResult<HttpResponse> {
     let session_id = path.into_inner();
     let view = db(&state, move |conn| {
         let (_, cohort) = attendance::session_for_staff(conn, &actor, session_id)?;
-        attendance::attendance_document(conn, session_id, &cohort)
+        attendance::attendance_document(conn, session_id.get(), &cohort)
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))
@@ -52,7 +53,7 @@ async fn session_view(
 async fn cohort_matrix(
     state: web::Data<AppState>,
     actor: CurrentUser,
-    path: web::Path<i64>,
+    path: web::Path<CohortId>,
 ) -> AppResult<HttpResponse> {
     let cohort_id = path.into_inner();
     let view = db(&state, move |conn| {
@@ -73,7 +74,7 @@ struct ReportParams {
 async fn program_report(
     state: web::Data<AppState>,
     actor: CurrentUser,
-    path: web::Path<i64>,
+    path: web::Path<ProgramId>,
     params: web::Query<ReportParams>,
     req: HttpRequest,
 ) -> AppResult<HttpResponse> {
@@ -121,7 +122,7 @@ async fn program_report(
 
 #[derive(Serialize)]
 struct ProgramReport {
-    program_id: i64,
+    program_id: ProgramId,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
     cohorts: Vec<Value>,

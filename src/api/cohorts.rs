@@ -1,5 +1,6 @@
 //! Cohorts: formation, creation by hand, members, staffing and sessions.
 
+use crate::domain::ids::{CohortId, PatientId, ProgramId, SessionId};
 use crate::error::AppResult;
 use crate::service::cohorts::{self, NewCohortRequest, SessionChange, SessionPatch, TeamMember};
 use crate::web::{db, AppState, CurrentUser, Json};
@@ -36,7 +37,7 @@ struct FormationRequest {
 async fn form_cohorts(
     state: web::Data<AppState>,
     actor: CurrentUser,
-    path: web::Path<i64>,
+    path: web::Path<ProgramId>,
     body: Json<FormationRequest>,
 ) -> AppResult<HttpResponse> {
     let program_id = path.into_inner();
@@ -55,7 +56,7 @@ async fn form_cohorts(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
-    program_id: Option<i64>,
+    program_id: Option<ProgramId>,
 }
 
 async fn list(
@@ -71,7 +72,7 @@ async fn list(
 async fn get(
     state: web::Data<AppState>,
     actor: CurrentUser,
-    path: web::Path<i64>,
+    path: web::Path<CohortId>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
     let view = db(&state, move |conn| cohorts::get(conn, &actor, id)).await?;
@@ -90,7 +91,7 @@ async fn create(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AddMemberRequest {
-    patient_id: i64,
+    patient_id: PatientId,
     #[serde(default)]
     override_reason: Option<String>,
 }
@@ -98,7 +99,7 @@ struct AddMemberRequest {
 async fn add_member(
     state: web::Data<AppState>,
     actor: CurrentUser,
-    path: web::Path<i64>,
+    path: web::Path<CohortId>,
     body: Json<AddMemberRequest>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
@@ -122,7 +123,7 @@ struct WithdrawRequest {
 async fn withdraw_member(
     state: web::Data<AppState>,
     actor: CurrentUser,
-    path: web::Path<(i64, i64)>,
+    path: web::Path<(CohortId, PatientId)>,
     body: Json<WithdrawRequest>,
 ) -> AppResult<HttpResponse> {
     let (id, patient_id) = path.into_inner();
@@ -148,7 +149,7 @@ enum TeamRequest {
 async fn set_team(
     state: web::Data<AppState>,
     actor: CurrentUser,
-    path: web::Path<i64>,
+    path: web::Path<CohortId>,
     body: Json<TeamRequest>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
@@ -169,7 +170,7 @@ async fn set_team(
 async fn auto_staff(
     state: web::Data<AppState>,
     actor: CurrentUser,
-    path: web::Path<i64>,
+    path: web::Path<CohortId>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
     let view = db(&state, move |conn| cohorts::auto_staff(conn, &actor, id)).await?;
@@ -179,7 +180,7 @@ async fn auto_staff(
 async fn patch_session(
     state: web::Data<AppState>,
     actor: CurrentUser,
-    path: web::Path<i64>,
+    path: web::Path<SessionId>,
     body: Json<SessionPatch>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
@@ -194,7 +195,7 @@ async fn patch_session(
 async fn complete(
     state: web::Data<AppState>,
     actor: CurrentUser,
-    path: web::Path<i64>,
+    path: web::Path<CohortId>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
     let outcome = db(&state, move |conn| cohorts::complete(conn, &actor, id)).await?;
@@ -204,7 +205,7 @@ async fn complete(
 async fn peer_circles(
     state: web::Data<AppState>,
     actor: CurrentUser,
-    path: web::Path<i64>,
+    path: web::Path<ProgramId>,
 ) -> AppResult<HttpResponse> {
     let program_id = path.into_inner();
     let circles = db(&state, move |conn| {

@@ -66,6 +66,7 @@ macro_rules! text_enum {
 
 pub mod attendance;
 pub mod formation;
+pub mod ids;
 pub mod patient;
 pub mod program;
 pub mod schedule;

@@ -12,6 +12,7 @@ use crate::db::{self as database, write_transaction, DbConnection};
 use crate::domain::attendance::{
     attendance_rate, completed, current_streak, AttendanceStatus, Streak,
 };
+use crate::domain::ids::{CohortId, ProgramId, SessionId};
 use crate::domain::status::{
     CohortKind, FollowUpKind, FollowUpStatus, MemberStatus, SessionStatus,
 };
@@ -193,10 +194,10 @@ fn validate_records(request: &AttendanceRequest) -> AppResult<Vec<ValidRecord>> 
 pub fn session_for_staff(
     conn: &mut DbConnection,
     actor: &Actor,
-    session_id: i64,
+    session_id: SessionId,
 ) -> AppResult<(cohorts::SessionRow, CohortRow)> {
-    let session = cohorts::find_session(conn, session_id)?;
-    let cohort = cohort_for_reader(conn, actor, session.cohort_id)?;
+    let session = cohorts::find_session(conn, session_id.get())?;
+    let cohort = cohort_for_reader(conn, actor, CohortId(session.cohort_id))?;
     Ok((session, cohort))
 }
 
@@ -205,7 +206,7 @@ pub fn session_for_staff(
 pub fn record(
     conn: &mut DbConnection,
     actor: &Actor,
-    session_id: i64,
+    session_id: SessionId,
     request: &AttendanceRequest,
 ) -> AppResult<SessionAttendance> {
     let records_in = validate_records(request)?;
@@ -213,6 +214,7 @@ pub fn record(
         .map_err(|e| AppError::field("amend_reason", e))?;
     write_transaction(conn, |conn| {
         let (session, cohort) = session_for_staff(conn, actor, session_id)?;
+        let session_id = session_id.get();
         let now = database::now();
         if session.starts_at > now {
             return Err(AppError::Conflict {
@@ -314,7 +316,7 @@ pub fn record(
                     }),
                 },
             )?;
-            let program = program_context(conn, cohort.program_id)?;
+            let program = program_context(conn, ProgramId(cohort.program_id))?;
             let touched: Vec<i64> = records_in.iter().map(|r| r.patient_id).collect();
             open_follow_ups(conn, &program, &cohort, &touched, now)?;
         }
@@ -439,10 +441,11 @@ impl MatrixSession {
 pub fn cohort_matrix(
     conn: &mut DbConnection,
     actor: &Actor,
-    cohort_id: i64,
+    cohort_id: CohortId,
 ) -> AppResult<CohortMatrix> {
     let cohort = cohort_for_reader(conn, actor, cohort_id)?;
-    let program = program_context(conn, cohort.program_id)?;
+    let cohort_id = cohort_id.get();
+    let program = program_context(conn, ProgramId(cohort.program_id))?;
     let sessions = cohorts::sessions_of(conn, &[cohort_id])?;
     let ids: Vec<i64> = sessions.iter().map(|s| s.id).collect();
     let marks: HashMap<(i64, i64), AttendanceStatus> = records::of_sessions(conn, &ids)?
@@ -555,11 +558,12 @@ pub fn report_bounds(
 pub fn report(
     conn: &mut DbConnection,
     actor: &Actor,
-    program_id: i64,
+    program_id: ProgramId,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> AppResult<Vec<MemberReport>> {
     let program = program_context(conn, program_id)?;
+    let program_id = program_id.get();
     actor.require_lead_of(program_id)?;
     let (start, end) = report_bounds(program.tz, from, to);
     let threshold = program.rules.attendance.completion_threshold;
@@ -686,7 +690,7 @@ pub fn acknowledge(
     let note = crate::types::optional_text(note, 2000).map_err(|e| AppError::field("note", e))?;
     write_transaction(conn, |conn| {
         let follow_up = records::find(conn, id)?;
-        let cohort = cohort_for_reader(conn, actor, follow_up.cohort_id)?;
+        let cohort = cohort_for_reader(conn, actor, CohortId(follow_up.cohort_id))?;
         let now = database::now();
         if records::acknowledge(conn, id, actor.id, note.as_deref(), now)? == 0 {
             return Err(AppError::Conflict {

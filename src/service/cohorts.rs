@@ -12,6 +12,7 @@ use crate::db::models::patient as patients;
 use crate::db::models::program;
 use crate::db::models::user::Role;
 use crate::db::{self as database, write_transaction, DbConnection};
+use crate::domain::ids::{CohortId, PatientId, ProgramId, SessionId};
 use crate::domain::patient::{PatientStatus, TransitionRefused};
 use crate::domain::schedule;
 use crate::domain::staffing::{self as staffing, Assignment, Role as TeamRole};
@@ -23,12 +24,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
 
-pub fn program_context(conn: &mut DbConnection, program_id: i64) -> AppResult<ProgramContext> {
-    ProgramContext::try_from(&program::find(conn, program_id)?)
+pub fn program_context(
+    conn: &mut DbConnection,
+    program_id: ProgramId,
+) -> AppResult<ProgramContext> {
+    ProgramContext::try_from(&program::find(conn, program_id.get())?)
 }
 
 /// Who may read a cohort: a lead of its program, or a facilitator on its team.
-pub fn cohort_for_reader(conn: &mut DbConnection, actor: &Actor, id: i64) -> AppResult<CohortRow> {
+pub fn cohort_for_reader(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: CohortId,
+) -> AppResult<CohortRow> {
+    let id = id.get();
     let cohort = cohorts::find(conn, id)?;
     actor.require_reader(
         cohort.program_id,
@@ -42,8 +51,12 @@ pub fn cohort_for_reader(conn: &mut DbConnection, actor: &Actor, id: i64) -> App
     Ok(cohort)
 }
 
-pub fn cohort_for_lead(conn: &mut DbConnection, actor: &Actor, id: i64) -> AppResult<CohortRow> {
-    let cohort = cohorts::find(conn, id)?;
+pub fn cohort_for_lead(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: CohortId,
+) -> AppResult<CohortRow> {
+    let cohort = cohorts::find(conn, id.get())?;
     actor.require_lead_of(cohort.program_id)?;
     Ok(cohort)
 }
@@ -298,8 +311,9 @@ pub fn statuses_as_of(
 pub fn list(
     conn: &mut DbConnection,
     actor: &Actor,
-    program_id: Option<i64>,
+    program_id: Option<ProgramId>,
 ) -> AppResult<Vec<CohortView>> {
+    let program_id = program_id.map(ProgramId::get);
     let rows = match actor.role {
         Role::Facilitator => {
             let Some(facilitator_id) = actor.facilitator_id else {
@@ -317,7 +331,7 @@ pub fn list(
     CohortView::load_many(conn, &rows, Audience::of(actor), database::now())
 }
 
-pub fn get(conn: &mut DbConnection, actor: &Actor, id: i64) -> AppResult<CohortView> {
+pub fn get(conn: &mut DbConnection, actor: &Actor, id: CohortId) -> AppResult<CohortView> {
     let cohort = cohort_for_reader(conn, actor, id)?;
     CohortView::load(conn, &cohort, Audience::of(actor), database::now())
 }
@@ -332,10 +346,11 @@ fn lead_view(conn: &mut DbConnection, id: i64) -> AppResult<CohortView> {
 pub fn form(
     conn: &mut DbConnection,
     actor: &Actor,
-    program_id: i64,
+    program_id: ProgramId,
     dry_run: bool,
 ) -> AppResult<FormationOutcome> {
     let program = program_context(conn, program_id)?;
+    let program_id = program_id.get();
     actor.require_lead_of(program_id)?;
     if dry_run {
         return formation::form(conn, &program, Utc::now(), formation::Mode::DryRun);
@@ -474,10 +489,11 @@ pub fn create(
     if members.is_empty() {
         return Err(AppError::field("members", "must name at least one patient"));
     }
-    let program = program_context(conn, request.program_id).map_err(|error| match error {
-        AppError::NotFound => AppError::field("program_id", "no such program"),
-        other => other,
-    })?;
+    let program =
+        program_context(conn, ProgramId(request.program_id)).map_err(|error| match error {
+            AppError::NotFound => AppError::field("program_id", "no such program"),
+            other => other,
+        })?;
     actor.require_lead_of(program.id)?;
     write_transaction(conn, |conn| {
         let rows = patients::find_many(conn, &members)?;
@@ -607,15 +623,16 @@ fn require_open(cohort: &CohortRow) -> AppResult<()> {
 pub fn add_member(
     conn: &mut DbConnection,
     actor: &Actor,
-    cohort_id: i64,
-    patient_id: i64,
+    cohort_id: CohortId,
+    patient_id: PatientId,
     override_reason_text: Option<&str>,
 ) -> AppResult<CohortView> {
     let reason = override_reason(override_reason_text)?;
     write_transaction(conn, |conn| {
         let cohort = cohort_for_lead(conn, actor, cohort_id)?;
+        let (cohort_id, patient_id) = (cohort_id.get(), patient_id.get());
         require_open(&cohort)?;
-        let program = program_context(conn, cohort.program_id)?;
+        let program = program_context(conn, ProgramId(cohort.program_id))?;
         let patient = patients::find(conn, patient_id).map_err(|error| match error {
             diesel::result::Error::NotFound => AppError::field("patient_id", "no such patient"),
             other => other.into(),
@@ -670,14 +687,15 @@ pub fn add_member(
 pub fn withdraw_member(
     conn: &mut DbConnection,
     actor: &Actor,
-    cohort_id: i64,
-    patient_id: i64,
+    cohort_id: CohortId,
+    patient_id: PatientId,
     reason: &str,
 ) -> AppResult<CohortView> {
     let reason =
         crate::types::required_text(reason, 1000).map_err(|e| AppError::field("reason", e))?;
     write_transaction(conn, |conn| {
         let cohort = cohort_for_lead(conn, actor, cohort_id)?;
+        let (cohort_id, patient_id) = (cohort_id.get(), patient_id.get());
         let now = database::now();
         if cohorts::withdraw_member(conn, cohort_id, patient_id, &reason, now)? == 0 {
             return Err(AppError::NotFound);
@@ -705,7 +723,7 @@ pub fn withdraw_member(
 pub fn set_team(
     conn: &mut DbConnection,
     actor: &Actor,
-    cohort_id: i64,
+    cohort_id: CohortId,
     team: Vec<TeamMember>,
     override_reason_text: Option<&str>,
 ) -> AppResult<CohortView> {
@@ -713,7 +731,8 @@ pub fn set_team(
     let team: Vec<Assignment> = team.into_iter().map(Assignment::from).collect();
     write_transaction(conn, |conn| {
         let cohort = cohort_for_lead(conn, actor, cohort_id)?;
-        let program = program_context(conn, cohort.program_id)?;
+        let cohort_id = cohort_id.get();
+        let program = program_context(conn, ProgramId(cohort.program_id))?;
         let violations = team_violations(conn, &program, &cohort, &team)?;
         bypassable(violations.clone(), "facilitators", reason.as_deref())?;
         let now = database::now();
@@ -734,10 +753,15 @@ pub fn set_team(
 }
 
 /// Staffs a cohort automatically (balanced load, continuity first).
-pub fn auto_staff(conn: &mut DbConnection, actor: &Actor, cohort_id: i64) -> AppResult<CohortView> {
+pub fn auto_staff(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    cohort_id: CohortId,
+) -> AppResult<CohortView> {
     write_transaction(conn, |conn| {
         let cohort = cohort_for_lead(conn, actor, cohort_id)?;
-        let program = program_context(conn, cohort.program_id)?;
+        let cohort_id = cohort_id.get();
+        let program = program_context(conn, ProgramId(cohort.program_id))?;
         if !staffing_io::auto_staff(conn, &program, &cohort, None, database::now())? {
             return Err(anyhow::anyhow!("staffing returned nothing").into());
         }
@@ -807,17 +831,19 @@ impl TryFrom<SessionPatch> for SessionChange {
 pub fn change_session(
     conn: &mut DbConnection,
     actor: &Actor,
-    session_id: i64,
+    session_id: SessionId,
     change: SessionChange,
 ) -> AppResult<CohortView> {
+    let session_id = session_id.get();
     write_transaction(conn, |conn| {
         let session = cohorts::find_session(conn, session_id)?;
+        let cohort_id = CohortId(session.cohort_id);
         let now = database::now();
         let cohort = match change {
             // The people in the room know whether it happened.
-            SessionChange::DidNotTakePlace => cohort_for_reader(conn, actor, session.cohort_id)?,
+            SessionChange::DidNotTakePlace => cohort_for_reader(conn, actor, cohort_id)?,
             SessionChange::Reschedule(_) | SessionChange::Cancel => {
-                cohort_for_lead(conn, actor, session.cohort_id)?
+                cohort_for_lead(conn, actor, cohort_id)?
             }
         };
         let started = session.starts_at <= now;
@@ -881,11 +907,11 @@ pub fn change_session(
 pub fn complete(
     conn: &mut DbConnection,
     actor: &Actor,
-    cohort_id: i64,
+    cohort_id: CohortId,
 ) -> AppResult<super::peer::CompletionOutcome> {
     write_transaction(conn, |conn| {
         let cohort = cohort_for_lead(conn, actor, cohort_id)?;
-        let program = program_context(conn, cohort.program_id)?;
+        let program = program_context(conn, ProgramId(cohort.program_id))?;
         super::peer::complete(conn, &program, &cohort, Some(actor.id), database::now())
     })
 }
@@ -905,9 +931,10 @@ pub struct PeerCircleView {
 pub fn peer_circles(
     conn: &mut DbConnection,
     actor: &Actor,
-    program_id: i64,
+    program_id: ProgramId,
 ) -> AppResult<Vec<PeerCircleView>> {
     let program = program_context(conn, program_id)?;
+    let program_id = program_id.get();
     actor.require_lead_of(program_id)?;
     let now = database::now();
     let mut circles = cohorts::of_program(conn, program_id, CohortKind::PeerSupport, None)?;

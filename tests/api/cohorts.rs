@@ -512,8 +512,8 @@ fn queries_to_list(app: &crate::helpers::TestApp, program: i64) -> (usize, usize
         program_ids: vec![],
         facilitator_id: None,
     };
-    let listed =
-        cohorts::service::cohorts::list(&mut conn, &admin, Some(program)).expect("cohorts listed");
+    let listed = cohorts::service::cohorts::list(&mut conn, &admin, Some(program.into()))
+        .expect("cohorts listed");
     (
         count.load(std::sync::atomic::Ordering::SeqCst),
         listed.len(),

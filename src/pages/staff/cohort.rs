@@ -61,15 +61,15 @@ pub async fn cohort_page(
     let cohort_id = path.into_inner();
     let actor = staff.user.clone();
     let (view, program_name, tz) = db(&state, move |conn| {
-        let view = cohorts_service::get(conn, &actor, cohort_id)?;
-        let program = program_context(conn, view.program_id)?;
+        let view = cohorts_service::get(conn, &actor, crate::domain::ids::CohortId(cohort_id))?;
+        let program = program_context(conn, crate::domain::ids::ProgramId(view.program_id))?;
         let name = program::find(conn, view.program_id)?.name;
         Ok((view, name, program.tz))
     })
     .await?;
     let actor = staff.user.clone();
     let matrix = db(&state, move |conn| {
-        attendance_service::cohort_matrix(conn, &actor, cohort_id)
+        attendance_service::cohort_matrix(conn, &actor, crate::domain::ids::CohortId(cohort_id))
     })
     .await?;
     let now = chrono::Utc::now();
@@ -174,8 +174,9 @@ pub async fn attendance_form(
     let session_id = path.into_inner();
     let actor = staff.user.clone();
     let (document, session, tz) = db(&state, move |conn| {
-        let (session, cohort) = session_for_staff(conn, &actor, session_id)?;
-        let program = program_context(conn, cohort.program_id)?;
+        let (session, cohort) =
+            session_for_staff(conn, &actor, crate::domain::ids::SessionId(session_id))?;
+        let program = program_context(conn, crate::domain::ids::ProgramId(cohort.program_id))?;
         Ok((
             attendance_document(conn, session_id, &cohort)?,
             session,
@@ -289,7 +290,12 @@ pub async fn save_attendance(
     let request = attendance_request(&fields)?;
     let actor = staff.user.clone();
     let view = db(&state, move |conn| {
-        attendance_service::record(conn, &actor, session_id, &request)
+        attendance_service::record(
+            conn,
+            &actor,
+            crate::domain::ids::SessionId(session_id),
+            &request,
+        )
     })
     .await?;
     let cohort_id = view.session.cohort_id;

@@ -44,7 +44,7 @@ pub async fn groups(state: web::Data<AppState>, staff: Staff) -> PageResult {
             if let std::collections::hash_map::Entry::Vacant(slot) =
                 programs.entry(cohort.program_id)
             {
-                slot.insert(program_context(conn, cohort.program_id)?);
+                slot.insert(program_context(conn, crate::domain::ids::ProgramId(cohort.program_id))?);
             }
         }
         let ids: Vec<i64> = live.iter().map(|c| c.id).collect();
@@ -130,7 +130,7 @@ pub async fn follow_ups(
                 Some(tz) => *tz,
                 None => {
                     let cohort = cohorts::find(conn, f.cohort_id)?;
-                    let tz = program_context(conn, cohort.program_id)?.tz;
+                    let tz = program_context(conn, crate::domain::ids::ProgramId(cohort.program_id))?.tz;
                     zones.insert(f.cohort_id, tz);
                     tz
                 }

@@ -201,7 +201,7 @@ pub async fn formation_preview(
     let context = db(&state, move |conn| {
         let row = program::find(conn, program_id)?;
         actor.require_lead_of(program_id)?;
-        let program = program_context(conn, program_id)?;
+        let program = program_context(conn, crate::domain::ids::ProgramId(program_id))?;
         let now = Utc::now();
         let outcome = formation::form(conn, &program, now, Mode::DryRun)?;
         let mut ids: Vec<i64> = outcome.cohorts.iter().flat_map(|c| c.members.clone()).collect();
@@ -287,7 +287,7 @@ pub async fn formation_commit(
     let program_id = path.into_inner();
     let actor = staff.user.clone();
     let outcome = db(&state, move |conn| {
-        let program = program_context(conn, program_id)?;
+        let program = program_context(conn, crate::domain::ids::ProgramId(program_id))?;
         actor.require_lead_of(program_id)?;
         write_transaction(conn, |conn| {
             cohorts::lock_program(conn, program_id)?;
@@ -340,7 +340,13 @@ pub async fn report(
     let (from, to) = report_range(&query)?;
     let actor = staff.user.clone();
     let members = db(&state, move |conn| {
-        attendance_service::report(conn, &actor, program_id, from, to)
+        attendance_service::report(
+            conn,
+            &actor,
+            crate::domain::ids::ProgramId(program_id),
+            from,
+            to,
+        )
     })
     .await?;
     let summary = cohort_summary(&members);
@@ -455,7 +461,13 @@ pub async fn report_csv(
     let (from, to) = report_range(&query)?;
     let actor = staff.user.clone();
     let members = db(&state, move |conn| {
-        attendance_service::report(conn, &actor, program_id, from, to)
+        attendance_service::report(
+            conn,
+            &actor,
+            crate::domain::ids::ProgramId(program_id),
+            from,
+            to,
+        )
     })
     .await?;
     Ok(HttpResponse::Ok()
