@@ -8,7 +8,7 @@ use crate::domain::program::{parse_timezone, LocalTime, WeekdayName};
 use crate::domain::{Credential, Modality};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::types::{required_text, EmailAddress};
-use crate::web::patch::{changed_paths, merge_patch};
+use crate::web::patch::merged;
 use crate::web::CurrentUser;
 use crate::web::{db, AppState, Json};
 use actix_web::{web, HttpResponse};
@@ -370,10 +370,7 @@ async fn patch(
             let current = FacilitatorView::try_from(facilitators::find(conn, id)?)?;
             let before = serde_json::to_value(current.as_input())
                 .map_err(|error| anyhow::anyhow!("serialising a facilitator: {error}"))?;
-            let mut after = before.clone();
-            merge_patch(&mut after, &patch);
-            let input: FacilitatorInput =
-                crate::web::json::parse_json(after.to_string().as_bytes())?;
+            let (input, changed): (FacilitatorInput, _) = merged(&before, &patch)?;
             let fields = input.validate()?;
             if fields.email != current.email
                 && facilitators::email_taken(conn, &fields.email, Some(id))?
@@ -382,7 +379,6 @@ async fn patch(
                     "a facilitator with this email already exists",
                 ));
             }
-            let changed = changed_paths(&before, &after);
             let mut uncovered = Vec::new();
             if !changed.is_empty() {
                 let now = database::now();

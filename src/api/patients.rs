@@ -10,7 +10,7 @@ use crate::db::{self as database, write_transaction};
 use crate::domain::patient::PatientStatus;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::service::patients::*;
-use crate::web::patch::{changed_paths, merge_patch};
+use crate::web::patch::merged;
 use crate::web::CurrentUser;
 use crate::web::{db, AppState, Json};
 use actix_web::{web, HttpResponse};
@@ -194,10 +194,7 @@ async fn patch(
                 status: row.status.clone(),
             })
             .map_err(|error| anyhow::anyhow!("serialising a patient: {error}"))?;
-            let mut after = before.clone();
-            merge_patch(&mut after, &patch);
-            let merged: PatientDocument =
-                crate::web::json::parse_json(after.to_string().as_bytes())?;
+            let (merged, changed): (PatientDocument, _) = merged(&before, &patch)?;
             let mut errors = FieldErrors::new();
             let valid = PatientInput {
                 name: merged.name,
@@ -229,7 +226,6 @@ async fn patch(
                     "another patient of this program has this email",
                 ));
             }
-            let changed = changed_paths(&before, &after);
             if changed.is_empty() {
                 return patient_document(conn, row, true);
             }

@@ -10,7 +10,7 @@ use crate::domain::program::{
 use crate::domain::Modality;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::types::{http_url, optional_text, required_text};
-use crate::web::patch::{changed_paths, merge_patch};
+use crate::web::patch::merged;
 use crate::web::{db, AppState, CurrentUser, Json};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -232,11 +232,8 @@ async fn patch(
         write_transaction(conn, |conn| {
             let current = ProgramView::try_from(program::find(conn, id)?)?;
             let before = current.as_input_value()?;
-            let mut after = before.clone();
-            merge_patch(&mut after, &patch);
-            let input: ProgramInput = crate::web::json::parse_json(after.to_string().as_bytes())?;
+            let (input, changed): (ProgramInput, _) = merged(&before, &patch)?;
             let fields = input.validate()?;
-            let changed = changed_paths(&before, &after);
             if !changed.is_empty() {
                 program::update(conn, id, &fields, database::now())?;
                 audit::record(

@@ -2,7 +2,18 @@
 //! onto the stored document, then the same validation as the create, so a PATCH can
 //! never store what a POST would refuse.
 
+use crate::error::AppResult;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+/// A PATCH applied: `patch` merged onto the stored document `before`, parsed as the
+/// create body `I` (so the same field errors), and the dotted paths that changed.
+pub fn merged<I: DeserializeOwned>(before: &Value, patch: &Value) -> AppResult<(I, Vec<String>)> {
+    let mut after = before.clone();
+    merge_patch(&mut after, patch);
+    let input: I = super::json::parse_json(after.to_string().as_bytes())?;
+    Ok((input, changed_paths(before, &after)))
+}
 
 /// RFC 7396: objects merge recursively, `null` removes, anything else replaces.
 pub fn merge_patch(target: &mut Value, patch: &Value) {
