@@ -177,7 +177,7 @@ fn validate_records(request: &AttendanceRequest) -> AppResult<Vec<ValidRecord>> 
             .parse::<AttendanceStatus>()
             .map_err(|e| errors.insert(format!("records[{index}].status"), e))
             .ok();
-        let note = crate::types::optional_text(input.note.as_deref(), 2000)
+        let note = crate::types::optional_note(input.note.as_deref(), 2000)
             .map_err(|e| errors.insert(format!("records[{index}].note"), e))
             .ok();
         if let (Some(status), Some(note)) = (status, note) {
@@ -212,7 +212,7 @@ pub fn record(
     request: &AttendanceRequest,
 ) -> AppResult<Value> {
     let records_in = validate_records(request)?;
-    let amend_reason = crate::types::optional_text(request.amend_reason.as_deref(), 1000)
+    let amend_reason = crate::types::optional_note(request.amend_reason.as_deref(), 1000)
         .map_err(|e| AppError::field("amend_reason", e))?;
     write_transaction(conn, |conn| {
         let (session, cohort) = session_for_staff(conn, actor, session_id)?;
@@ -607,7 +607,7 @@ pub fn acknowledge(
     id: i64,
     note: Option<&str>,
 ) -> AppResult<Value> {
-    let note = crate::types::optional_text(note, 2000).map_err(|e| AppError::field("note", e))?;
+    let note = crate::types::optional_note(note, 2000).map_err(|e| AppError::field("note", e))?;
     write_transaction(conn, |conn| {
         let follow_up = records::find(conn, id)?;
         let cohort = cohort_for_reader(conn, actor, follow_up.cohort_id)?;

@@ -1,0 +1,195 @@
+//! Issue 17: the service in a hostile world. Each test proves one defect fixed, as a
+//! user (or an attacker) would notice it.
+
+use crate::helpers::{assert_field_error, error_body, facilitator_body, spawn_app, spawn_app_with};
+use crate::mail::{manual_worker, quick, scenario};
+use chrono::Duration;
+use serde_json::json;
+
+const INJECTED: &str = "Ana\r\nBcc: x@evil.example";
+
+async fn import_csv(
+    app: &crate::helpers::TestApp,
+    token: &str,
+    program: i64,
+    csv: &str,
+) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/api/v1/programs/{program}/patients/import")))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(csv.to_string())
+        .send()
+        .await
+        .expect("sent")
+}
+
+#[tokio::test]
+async fn control_characters_in_names_and_addresses_are_refused_with_the_field_named() {
+    let app = spawn_app().await;
+    let (program, lead) = app.program_with_lead().await;
+    let patients = format!("/api/v1/programs/{program}/patients");
+    for (name, email, field) in [
+        (INJECTED, "ana@example.org", "name"),
+        ("Ana\u{0}", "ana@example.org", "name"),
+        ("Ana\u{7f}", "ana@example.org", "name"),
+        ("Ana\tLima", "ana@example.org", "name"),
+        ("Ana", "ana\u{0}@example.org", "email"),
+        ("Ana", "ana@exa\rmple.org", "email"),
+    ] {
+        let response = app
+            .post(
+                &patients,
+                &lead,
+                &json!({"name": name, "email": email, "email_consent": true}),
+            )
+            .await;
+        assert_field_error(response, field).await;
+    }
+    let listed = app.get_json(&patients, &lead).await;
+    assert_eq!(listed["patients"], json!([]), "nothing was created");
+
+    // A good patient cannot be renamed into a bad one either.
+    let id = app
+        .create_patient(&lead, program, "Ana Lima", "ana@example.org")
+        .await;
+    let response = app
+        .patch(
+            &format!("/api/v1/patients/{id}"),
+            &lead,
+            &json!({"name": INJECTED}),
+        )
+        .await;
+    assert_field_error(response, "name").await;
+
+    // CSV: a quoted field may hold a line break; a name never does.
+    let csv = format!(
+        "name,email,timezone,email_consent,dosed_at\n\"{INJECTED}\",bo@example.org,,true,\n"
+    );
+    let response = import_csv(&app, &lead, program, &csv).await;
+    let body = error_body(response, 422).await;
+    let lines = body["error"]["lines"].as_array().expect("lines").clone();
+    assert_eq!(lines.len(), 1, "{body}");
+    assert!(
+        lines[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("name:")),
+        "{body}"
+    );
+
+    // Facilitators, programs and users.
+    let mut facilitator = facilitator_body("robin@example.org");
+    facilitator["name"] = json!(INJECTED);
+    let response = app
+        .post("/api/v1/facilitators", &app.admin_token, &facilitator)
+        .await;
+    assert_field_error(response, "name").await;
+    let mut facilitator = facilitator_body("robin\u{1}@example.org");
+    facilitator["name"] = json!("Robin");
+    let response = app
+        .post("/api/v1/facilitators", &app.admin_token, &facilitator)
+        .await;
+    assert_field_error(response, "email").await;
+    let response = app
+        .post(
+            "/api/v1/programs",
+            &app.admin_token,
+            &json!({"name": "Evening\r\ngroup", "site": "Nanaimo",
+                    "timezone": "America/Vancouver", "modality": "ketamine"}),
+        )
+        .await;
+    assert_field_error(response, "name").await;
+    let response = app
+        .post(
+            "/api/v1/users",
+            &app.admin_token,
+            &json!({"email": "sam@example.org", "name": "Sam\nLead", "role": "admin",
+                    "password": "a long enough password"}),
+        )
+        .await;
+    assert_field_error(response, "name").await;
+}
+
+fn outbox_rows_to(app: &crate::helpers::TestApp, patient: i64) -> Vec<cohorts::outbox::OutboxRow> {
+    use cohorts::db::schema::outbox;
+    use diesel::prelude::*;
+    outbox::table
+        .filter(outbox::recipient_type.eq("patient"))
+        .filter(outbox::recipient_id.eq(patient))
+        .select(cohorts::outbox::OutboxRow::as_select())
+        .load(&mut *app.conn())
+        .expect("rows")
+}
+
+fn rename_in_database(app: &crate::helpers::TestApp, patient: i64, name: &str) {
+    use cohorts::db::schema::patients;
+    use diesel::prelude::*;
+    diesel::update(patients::table.find(patient))
+        .set(patients::name.eq(name))
+        .execute(&mut *app.conn())
+        .expect("rename");
+}
+
+#[tokio::test]
+async fn a_message_that_cannot_be_built_fails_visibly_and_goes_out_after_the_fix_and_a_retry() {
+    let app = spawn_app_with(|s| s.worker_enabled = Some(false)).await;
+    let s = scenario(&app, Duration::days(3), &[("Ana Quill", None, true)]).await;
+    let ana = s.members[0].clone();
+    // Data written before validation existed, or by hand.
+    rename_in_database(&app, ana.id, INJECTED);
+    let worker = manual_worker(&app, quick());
+    worker.pass().await.expect("pass");
+    worker
+        .pass()
+        .await
+        .expect("a second pass does not retry it");
+
+    let rows = outbox_rows_to(&app, ana.id);
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(row.status, "failed", "not left in sending: {row:?}");
+    assert_eq!(
+        row.attempts, 1,
+        "a message that cannot be built is not retried"
+    );
+    let listed = app.get_json("/api/v1/outbox?status=failed", &s.lead).await;
+    let shown = listed["outbox"][0]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(listed["outbox"][0]["id"], row.id);
+    assert!(shown.contains("could not be built"), "readable: {shown}");
+    assert!(
+        !shown.contains("Ana") && !shown.contains("evil"),
+        "no patient data: {shown}"
+    );
+    assert!(!shown.contains(&ana.email), "no patient data: {shown}");
+    assert!(
+        !app.mail
+            .messages()
+            .iter()
+            .any(|m| m.to.contains(&ana.email)),
+        "nothing was sent to her"
+    );
+
+    // The lead fixes the name and retries: the welcome goes out, once.
+    rename_in_database(&app, ana.id, "Ana Quill");
+    let response = app
+        .post(
+            &format!("/api/v1/outbox/{}/retry", row.id),
+            &s.lead,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    worker.pass().await.expect("pass");
+    let to_ana: Vec<_> = app
+        .mail
+        .messages()
+        .into_iter()
+        .filter(|m| m.to.contains(&ana.email))
+        .collect();
+    assert_eq!(to_ana.len(), 1);
+    assert_eq!(crate::mail::seen(&to_ana[0]).kind, "welcome");
+    assert_eq!(outbox_rows_to(&app, ana.id)[0].status, "sent");
+}
