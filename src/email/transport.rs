@@ -30,7 +30,8 @@ impl Transport {
         }
     }
 
-    /// Hands one formatted message to the transport. The error text names no recipient.
+    /// Hands one formatted message to the transport. An SMTP error text may quote the
+    /// recipient's address: the worker redacts it before logging or storing it.
     pub async fn send(
         &self,
         envelope: &Envelope,

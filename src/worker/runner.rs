@@ -239,6 +239,9 @@ impl Worker {
                 Outcome::Sent
             }
             Err(error) => {
+                // Servers quote the recipient in their replies; the text is logged, kept
+                // and shown to leads.
+                let error = outbox::redact_addresses(&error);
                 // A message that cannot be built fails at once: retrying cannot help
                 // until someone fixes the data, and then retries it.
                 let give_up = broken || attempts >= self.config.max_attempts;

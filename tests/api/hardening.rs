@@ -193,3 +193,80 @@ async fn a_message_that_cannot_be_built_fails_visibly_and_goes_out_after_the_fix
     assert_eq!(crate::mail::seen(&to_ana[0]).kind, "welcome");
     assert_eq!(outbox_rows_to(&app, ana.id)[0].status, "sent");
 }
+
+/// Log lines written on this thread while `work` runs (the test runtime is
+/// single-threaded, so the worker's tasks log here too).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log lock")).to_string()
+    }
+}
+
+#[tokio::test]
+async fn an_smtp_refusal_quoting_the_address_is_stored_logged_and_shown_without_it() {
+    let app = spawn_app_with(|s| s.worker_enabled = Some(false)).await;
+    let s = scenario(&app, Duration::days(3), &[("Ana Quill", None, true)]).await;
+    let ana = s.members[0].clone();
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // Every recipient of this pass is refused: her welcome and the team's assignments.
+    app.mail.refuse_recipients(1000);
+    let worker = manual_worker(
+        &app,
+        cohorts::worker::WorkerConfig {
+            max_attempts: 1,
+            ..quick()
+        },
+    );
+    worker.pass().await.expect("pass");
+
+    let listed = app.get_json("/api/v1/outbox?status=failed", &s.lead).await;
+    let rows = listed["outbox"].as_array().expect("rows").clone();
+    assert_eq!(rows.len(), 3, "{listed}");
+    let welcome = rows
+        .iter()
+        .find(|r| r["kind"] == "welcome")
+        .expect("her welcome failed");
+    let shown = welcome["last_error"]
+        .as_str()
+        .expect("a reason")
+        .to_string();
+    assert!(
+        shown.contains("550"),
+        "the server's answer is kept: {shown}"
+    );
+    assert!(shown.contains("Recipient address rejected"), "{shown}");
+    assert!(
+        !shown.contains(&ana.email),
+        "address in last_error: {shown}"
+    );
+    assert!(!shown.contains('@'), "no address at all: {shown}");
+    let dashboard =
+        cohorts::pages::staff::failed_mail::failed_mail(&mut app.conn(), s.program).expect("rows");
+    assert_eq!(dashboard.len(), 3);
+    assert!(dashboard.iter().all(|row| !row.last_error.contains('@')));
+    let logged = logs.text();
+    assert!(
+        logged.contains("mail attempt failed"),
+        "the failure is logged: {logged}"
+    );
+    assert!(!logged.contains(&ana.email), "address in the log: {logged}");
+}
