@@ -40,7 +40,13 @@ pub struct Settings {
     /// A folder laid out like templates/ whose files override the embedded templates.
     #[serde(default)]
     pub templates_dir: Option<PathBuf>,
+    /// Failed logins one client address may make per 10 minutes, per instance (0: no
+    /// limit); unset means `DEFAULT_LOGIN_ATTEMPTS_PER_ADDRESS`.
+    #[serde(default)]
+    pub login_attempts_per_address: Option<u32>,
 }
+
+pub const DEFAULT_LOGIN_ATTEMPTS_PER_ADDRESS: u32 = 20;
 
 impl Settings {
     /// Reads the layered configuration of DESIGN.md.

@@ -13,6 +13,7 @@ pub mod json;
 pub mod observe;
 pub mod patch;
 pub mod patient_links;
+pub mod throttle;
 
 pub use auth::CurrentUser;
 pub use json::Json;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub secret_key: Arc<Vec<u8>>,
     pub tokens: auth::TokenCache,
+    /// Login attempts per client address (this instance's count).
+    pub logins: throttle::LoginThrottle,
 }
 
 /// Runs `work` with a pooled connection on the blocking thread pool.

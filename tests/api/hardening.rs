@@ -270,3 +270,135 @@ async fn an_smtp_refusal_quoting_the_address_is_stored_logged_and_shown_without_
     );
     assert!(!logged.contains(&ana.email), "address in the log: {logged}");
 }
+
+async fn login_as(
+    client: &reqwest::Client,
+    app: &crate::helpers::TestApp,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("sent")
+}
+
+#[tokio::test]
+async fn parallel_wrong_passwords_are_checked_at_most_five_times_before_the_lock() {
+    // The account's own lock, alone: no limit per address.
+    let app = spawn_app_with(|s| s.login_attempts_per_address = Some(0)).await;
+    let program = app.create_program("Evening group").await;
+    let response = app
+        .post(
+            "/api/v1/users",
+            &app.admin_token,
+            &json!({"email": "lead@example.org", "name": "Lee Lead", "role": "program_lead",
+                    "password": "the right password", "program_ids": [program]}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let mut attempts = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/auth/login");
+        attempts.spawn(async move {
+            client
+                .post(url)
+                .json(&json!({"email": "lead@example.org", "password": format!("guess {n}")}))
+                .send()
+                .await
+                .expect("sent")
+                .status()
+                .as_u16()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = attempts.join_next().await {
+        statuses.push(status.expect("attempt"));
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(
+        checked, 5,
+        "passwords checked before the lock: {statuses:?}"
+    );
+    assert_eq!(refused, 35, "{statuses:?}");
+    // Locked: even the right password waits.
+    let locked = login_as(&app.client, &app, "lead@example.org", "the right password").await;
+    assert_eq!(locked.status(), 429);
+    assert!(locked.headers().get("retry-after").is_some());
+}
+
+#[tokio::test]
+async fn bad_logins_for_unknown_addresses_do_not_wait_for_the_write_lock() {
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty()) {
+        return; // SQLite's single writer is what a login flood used to hold up.
+    }
+    let app = spawn_app().await;
+    use diesel::connection::SimpleConnection;
+    // Another writer holds SQLite's write lock (a long import, a formation commit).
+    let mut writer = app.conn();
+    writer.batch_execute("BEGIN IMMEDIATE").expect("write lock");
+    let started = std::time::Instant::now();
+    let response = login_as(&app.client, &app, "nobody@example.org", "a guess").await;
+    let waited = started.elapsed();
+    writer.batch_execute("ROLLBACK").expect("released");
+    assert_eq!(
+        response.status(),
+        401,
+        "refused at once, not a 500 after the busy timeout"
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(4),
+        "the password check waited for the write lock: {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_bad_logins_from_one_address_is_throttled_and_another_address_still_signs_in() {
+    let app = spawn_app().await;
+    let mut statuses = Vec::new();
+    for n in 0..25 {
+        let email = format!("spray{n}@example.org");
+        statuses.push(
+            login_as(&app.client, &app, &email, "Winter2025!")
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(&statuses[..20], &[401; 20][..], "{statuses:?}");
+    assert_eq!(&statuses[20..], &[429; 5][..], "{statuses:?}");
+    let throttled = login_as(&app.client, &app, "spray0@example.org", "again").await;
+    let retry_after: i64 = throttled
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After header");
+    assert!(retry_after >= 1, "{retry_after}");
+    error_body(throttled, 429).await;
+
+    // A colleague on another address is not locked out by the flood.
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("client");
+    let (email, password) = ("lead@example.org", "the right password");
+    let program = app.create_program("Evening group").await;
+    let response = app
+        .post(
+            "/api/v1/users",
+            &app.admin_token,
+            &json!({"email": email, "name": "Lee Lead", "role": "program_lead",
+                    "password": password, "program_ids": [program]}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(
+        login_as(&elsewhere, &app, email, password).await.status(),
+        200
+    );
+}
