@@ -93,6 +93,17 @@ pub fn optional_note(text: Option<&str>, max_chars: usize) -> Result<Option<Stri
     }
 }
 
+/// A text cell for a CSV export that a spreadsheet will not run as a formula: text
+/// starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`
+/// (OWASP's advice on CSV injection). Only for text: numbers are written as numbers.
+pub fn spreadsheet_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}").into()
+    } else {
+        text.into()
+    }
+}
+
 /// An absolute http(s) URL, such as a video meeting link.
 pub fn http_url(text: &str) -> Result<String, String> {
     let trimmed = text.trim();
@@ -151,6 +162,16 @@ mod tests {
             Ok(Some("first line\nsecond\tline".into()))
         );
         assert!(optional_note(Some("a\u{0}b"), 100).is_err());
+    }
+
+    #[test]
+    fn spreadsheet_text_cannot_start_a_formula() {
+        for risky in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(spreadsheet_text(risky), format!("'{risky}"));
+        }
+        assert_eq!(spreadsheet_text("Ana Lima"), "Ana Lima");
+        assert_eq!(spreadsheet_text("O'Neil"), "O'Neil");
+        assert_eq!(spreadsheet_text(""), "");
     }
 
     #[test]

