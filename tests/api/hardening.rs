@@ -568,3 +568,51 @@ async fn report_csv_cells_never_start_a_formula_and_are_not_cached() {
         assert_eq!(seen, expected, "{which}: every name, readable");
     }
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_its_wal_and_the_eml_outbox_are_private_to_the_service_user() {
+    use std::os::unix::fs::PermissionsExt;
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty()) {
+        return; // Files of SQLite and of the file transport.
+    }
+    let app = spawn_app_with(|s| {
+        s.database_url = format!("sqlite://{}", s.data_dir.join("cohorts.db").display());
+        s.smtp_url = None;
+    })
+    .await;
+    let _s = scenario(&app, Duration::days(3), &[("Ana Quill", None, true)]).await;
+    let data = app.settings.data_dir.clone();
+    let outbox = data.join("outbox");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let emls = loop {
+        let found: Vec<std::path::PathBuf> = std::fs::read_dir(&outbox)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if found.len() >= 3 || std::time::Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(emls.len(), 3, "her welcome and the team's two assignments");
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&data), 0o700, "data directory");
+    assert_eq!(mode(&outbox), 0o700, "outbox directory");
+    for eml in &emls {
+        assert_eq!(mode(eml), 0o600, "{}", eml.display());
+    }
+    for file in ["cohorts.db", "cohorts.db-wal", "cohorts.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+}
