@@ -616,3 +616,78 @@ async fn the_database_its_wal_and_the_eml_outbox_are_private_to_the_service_user
         assert_eq!(mode(&data.join(file)), 0o600, "{file}");
     }
 }
+
+fn assert_patient_page_headers(response: &reqwest::Response, what: &str) {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("{what}: no {name}"))
+    };
+    let csp = header("content-security-policy");
+    assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+    assert!(csp.contains("default-src 'none'"), "{what}: {csp}");
+    assert!(
+        !csp.contains("script-src"),
+        "{what}: no script may run: {csp}"
+    );
+    assert_eq!(header("referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(header("x-content-type-options"), "nosniff", "{what}");
+}
+
+#[tokio::test]
+async fn patient_pages_cannot_be_framed_leak_no_referrer_and_are_not_sniffed() {
+    let app = spawn_app_with(|s| s.worker_enabled = Some(false)).await;
+    let s = scenario(&app, Duration::days(3), &[("Ana Quill", None, true)]).await;
+    manual_worker(&app, quick()).pass().await.expect("pass");
+    let welcome = crate::mail::of_kind(&app.mail, "welcome")
+        .into_iter()
+        .next()
+        .expect("her welcome");
+    assert_eq!(welcome.envelope_to, vec![s.members[0].email.clone()]);
+    let path = welcome.link_path();
+    let page = app.client.get(app.url(&path)).send().await.expect("page");
+    assert_eq!(page.status(), 200);
+    assert_patient_page_headers(&page, "session page");
+    let answered = app
+        .client
+        .post(app.url(&format!("{path}/rsvp")))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("response=yes")
+        .send()
+        .await
+        .expect("rsvp");
+    assert_eq!(answered.status(), 200);
+    assert_patient_page_headers(&answered, "rsvp answer");
+    let unsubscribe_path = welcome
+        .list_unsubscribe
+        .as_deref()
+        .and_then(|v| v.split("/p/").nth(1))
+        .map(|rest| format!("/p/{}", rest.trim_end_matches('>')))
+        .expect("unsubscribe link");
+    let form = app
+        .client
+        .get(app.url(&unsubscribe_path))
+        .send()
+        .await
+        .expect("form");
+    assert_eq!(form.status(), 200);
+    assert_patient_page_headers(&form, "unsubscribe form");
+    let bad = app
+        .client
+        .get(app.url("/p/not-a-real-link"))
+        .send()
+        .await
+        .expect("bad");
+    assert!(bad.status().is_client_error());
+    assert_patient_page_headers(&bad, "a bad link");
+    let nowhere = app
+        .client
+        .get(app.url("/p/a/b/c"))
+        .send()
+        .await
+        .expect("nowhere");
+    assert_eq!(nowhere.status(), 404);
+}
