@@ -44,6 +44,10 @@ pub struct Settings {
     /// limit); unset means `DEFAULT_LOGIN_ATTEMPTS_PER_ADDRESS`.
     #[serde(default)]
     pub login_attempts_per_address: Option<u32>,
+    /// When set, `/metrics` answers only `Authorization: Bearer <this>`, from any address;
+    /// unset, it answers loopback callers only.
+    #[serde(default)]
+    pub metrics_token: Option<String>,
 }
 
 pub const DEFAULT_LOGIN_ATTEMPTS_PER_ADDRESS: u32 = 20;
@@ -68,6 +72,7 @@ impl Settings {
         // An empty variable means "unset", as people write `COHORTS_SMTP_URL=` to clear it.
         settings.smtp_url = settings.smtp_url.filter(|url| !url.trim().is_empty());
         settings.secret_key = settings.secret_key.filter(|key| !key.trim().is_empty());
+        settings.metrics_token = settings.metrics_token.filter(|t| !t.trim().is_empty());
         Ok(settings)
     }
 

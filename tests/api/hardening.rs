@@ -691,3 +691,31 @@ async fn patient_pages_cannot_be_framed_leak_no_referrer_and_are_not_sniffed() {
         .expect("nowhere");
     assert_eq!(nowhere.status(), 404);
 }
+
+#[tokio::test]
+async fn with_a_metrics_token_set_metrics_need_it_even_from_loopback() {
+    let token = "a-metrics-token-for-prometheus-0123456789";
+    let app = spawn_app_with(|s| s.metrics_token = Some(token.into())).await;
+    let scrape = |authorization: Option<String>| {
+        let mut request = app.client.get(app.url("/metrics"));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        request.send()
+    };
+    let anonymous = scrape(None).await.expect("sent");
+    error_body(anonymous, 401).await;
+    let wrong = scrape(Some("Bearer not-the-token".into()))
+        .await
+        .expect("sent");
+    error_body(wrong, 401).await;
+    // A user's API token is not the metrics token.
+    let user = scrape(Some(format!("Bearer {}", app.admin_token)))
+        .await
+        .expect("sent");
+    error_body(user, 401).await;
+    let right = scrape(Some(format!("Bearer {token}"))).await.expect("sent");
+    assert_eq!(right.status(), 200);
+    let text = right.text().await.expect("text");
+    assert!(text.contains("cohorts_outbox_depth"), "{text}");
+}
