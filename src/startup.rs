@@ -71,6 +71,7 @@ impl Application {
                 .app_data(mailer.clone())
                 .app_data(metrics.clone())
                 .configure(web_layer::extractor_errors)
+                .wrap(from_fn(web_layer::refuse_nul_in_query))
                 .wrap(from_fn(web_layer::observe::observe))
                 .configure(api::health::config)
                 .configure(web_layer::patient_links::config)

@@ -253,6 +253,11 @@ async fn create(
     if members.is_empty() {
         return Err(AppError::field("members", "must name at least one patient"));
     }
+    let most = crate::domain::program::MAX_GROUP_SIZE;
+    if members.len() > most as usize {
+        let message = format!("a cohort holds at most {most} members");
+        return Err(AppError::field("members", message));
+    }
     let view = db(&state, move |conn| {
         let program = program_context(conn, request.program_id).map_err(|error| match error {
             AppError::NotFound => AppError::field("program_id", "no such program"),

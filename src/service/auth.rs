@@ -166,7 +166,13 @@ pub fn authenticate(
     token_ttl_hours: i64,
 ) -> AppResult<(String, NaiveDateTime, UserView)> {
     let email = email.trim().to_lowercase();
-    let Some(user) = users::find_by_email(conn, &email)? else {
+    // No account has such an address (and PostgreSQL cannot compare text with a NUL).
+    let lookup = if email.chars().any(|c| c.is_ascii_control()) {
+        None
+    } else {
+        users::find_by_email(conn, &email)?
+    };
+    let Some(user) = lookup else {
         // Same work as a real check, so response time does not reveal which
         // addresses have accounts.
         let _ = verify_password(password, &DUMMY_HASH);

@@ -56,6 +56,29 @@ pub async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
     Err(AppError::NotFound)
 }
 
+/// Refuses a query string with a NUL byte (`?entity=%00`) with a 422 naming the
+/// parameter, before any handler runs: PostgreSQL cannot store or compare such text
+/// and would answer a 500.
+pub async fn refuse_nul_in_query(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let query = req.query_string();
+    if query.contains("%00") || query.contains('\0') {
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+            .map(|q| q.into_inner())
+            .unwrap_or_default();
+        let field = pairs
+            .iter()
+            .find(|(key, value)| key.contains('\0') || value.contains('\0'))
+            .map(|(key, _)| key.replace('\0', ""))
+            .unwrap_or_else(|| "query".into());
+        let error = AppError::field(field, "must not contain a NUL character");
+        return Ok(req.error_response(error));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
 /// Path and query extraction errors in the API's error shape.
 pub fn extractor_errors(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))

@@ -719,3 +719,100 @@ async fn with_a_metrics_token_set_metrics_need_it_even_from_loopback() {
     let text = right.text().await.expect("text");
     assert!(text.contains("cohorts_outbox_depth"), "{text}");
 }
+
+#[tokio::test]
+async fn bad_input_is_a_clear_4xx_never_a_500() {
+    let app = spawn_app().await;
+    let (program, lead) = app.program_with_lead().await;
+    // A NUL byte (PostgreSQL refuses it in text) in a name, an address, a query.
+    let response = app
+        .post(
+            &format!("/api/v1/programs/{program}/patients"),
+            &lead,
+            &json!({"name": "Ana\u{0}Lima", "email": "ana@example.org", "email_consent": true}),
+        )
+        .await;
+    assert_field_error(response, "name").await;
+    let response = app.get("/api/v1/audit?entity=%00&id=1", &lead).await;
+    assert_field_error(response, "entity").await;
+    let response = app.get("/api/v1/outbox?status=sent%00", &lead).await;
+    assert_field_error(response, "status").await;
+    let login = login_as(&app.client, &app, "admin\u{0}@localhost", "a guess").await;
+    assert_eq!(login.status(), 401);
+
+    // 40,000 member ids: more than a cohort can ever hold, refused before any query.
+    let members: Vec<i64> = (1..=40_000).collect();
+    let response = app
+        .post(
+            "/api/v1/cohorts",
+            &lead,
+            &json!({"program_id": program, "members": members,
+                    "first_session_at": "2030-01-08T18:00:00-08:00",
+                    "override_reason": "a big group"}),
+        )
+        .await;
+    let body = assert_field_error(response, "members").await;
+    assert!(
+        body["error"]["fields"]["members"]
+            .as_str()
+            .is_some_and(|m| m.contains("40")),
+        "{body}"
+    );
+
+    // A control character in the sign-in form's `next`: signed in, sent to /staff.
+    let form = app
+        .client
+        .get(app.url("/staff/login"))
+        .send()
+        .await
+        .expect("form");
+    let login_cookie = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("cohorts_login="))
+        .and_then(|v| v.split(';').next())
+        .expect("login cookie")
+        .to_string();
+    let html = form.text().await.expect("html");
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("csrf")
+        .to_string();
+    let email = "next.lead@example.org";
+    let response = app
+        .post(
+            "/api/v1/users",
+            &app.admin_token,
+            &json!({"email": email, "name": "Next Lead", "role": "program_lead",
+                    "password": "a long enough password", "program_ids": [program]}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    for next in ["/staff\u{1}x", "/staff/\u{0}", "/staff\u{7f}"] {
+        let signed_in = app
+            .client
+            .post(app.url("/staff/login"))
+            .header("cookie", login_cookie.clone())
+            .form(&[
+                ("email", email),
+                ("password", "a long enough password"),
+                ("csrf", &csrf),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(signed_in.status(), 303, "next = {next:?}");
+        assert_eq!(
+            signed_in
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok()),
+            Some("/staff")
+        );
+    }
+}
