@@ -595,6 +595,49 @@ pub fn mark_sent(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> QueryR
         .execute(conn)
 }
 
+/// What stands for an email address in an error text.
+pub const REDACTED_ADDRESS: &str = "[address]";
+
+/// An error text with every email address in it replaced by `[address]`: SMTP servers
+/// quote the recipient in their replies (`550 5.1.1 <ana@…>: Recipient address
+/// rejected`), and such a text is logged, kept in `last_error` and shown to leads.
+pub fn redact_addresses(text: &str) -> String {
+    let local = |c: char| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-\"".contains(c);
+    let domain = |c: char| c.is_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':');
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut at = 0;
+    while at < chars.len() {
+        if chars[at] != '@' {
+            at += 1;
+            continue;
+        }
+        let mut start = at;
+        while start > copied && local(chars[start - 1]) {
+            start -= 1;
+        }
+        let mut end = at + 1;
+        while end < chars.len() && domain(chars[end]) {
+            end += 1;
+        }
+        // A sentence's full stop after the address is not part of it.
+        while end > at + 1 && matches!(chars[end - 1], '.' | ':') {
+            end -= 1;
+        }
+        if start < at && end > at + 1 {
+            out.extend(&chars[copied..start]);
+            out.push_str(REDACTED_ADDRESS);
+            copied = end;
+            at = end;
+        } else {
+            at += 1;
+        }
+    }
+    out.extend(&chars[copied..]);
+    out
+}
+
 /// A failed attempt: back to pending for `retry_at`, or `failed` when attempts ran out.
 pub fn mark_failed(
     conn: &mut DbConnection,
@@ -711,4 +754,32 @@ pub fn depth_gauges(depth: &[(OutboxStatus, i64)]) -> Vec<(String, f64)> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_addresses;
+
+    #[test]
+    fn addresses_are_redacted_from_error_texts() {
+        assert_eq!(
+            redact_addresses(
+                "SMTP: permanent error (550): 5.1.1 <ana.quill+x@mail.example.org>: \
+                 Recipient address rejected (ana.quill+x@mail.example.org)."
+            ),
+            "SMTP: permanent error (550): 5.1.1 <[address]>: Recipient address rejected ([address])."
+        );
+        assert_eq!(
+            redact_addresses("to \"a b\"@x.org and jörg@bücher.de"),
+            "to \"a [address] and [address]"
+        );
+        assert_eq!(
+            redact_addresses("user@ at @host, a@b"),
+            "user@ at @host, [address]"
+        );
+        assert_eq!(
+            redact_addresses("451 try again later"),
+            "451 try again later"
+        );
+    }
 }

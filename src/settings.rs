@@ -40,7 +40,17 @@ pub struct Settings {
     /// A folder laid out like templates/ whose files override the embedded templates.
     #[serde(default)]
     pub templates_dir: Option<PathBuf>,
+    /// Failed logins one client address may make per 10 minutes, per instance (0: no
+    /// limit); unset means `DEFAULT_LOGIN_ATTEMPTS_PER_ADDRESS`.
+    #[serde(default)]
+    pub login_attempts_per_address: Option<u32>,
+    /// When set, `/metrics` answers only `Authorization: Bearer <this>`, from any address;
+    /// unset, it answers loopback callers only.
+    #[serde(default)]
+    pub metrics_token: Option<String>,
 }
+
+pub const DEFAULT_LOGIN_ATTEMPTS_PER_ADDRESS: u32 = 20;
 
 impl Settings {
     /// Reads the layered configuration of DESIGN.md.
@@ -62,6 +72,7 @@ impl Settings {
         // An empty variable means "unset", as people write `COHORTS_SMTP_URL=` to clear it.
         settings.smtp_url = settings.smtp_url.filter(|url| !url.trim().is_empty());
         settings.secret_key = settings.secret_key.filter(|key| !key.trim().is_empty());
+        settings.metrics_token = settings.metrics_token.filter(|t| !t.trim().is_empty());
         Ok(settings)
     }
 
@@ -98,7 +109,7 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<Vec<u8>> {
         return Ok(decoded);
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut key = vec![0u8; 32];
     rand::thread_rng().fill_bytes(&mut key);
@@ -107,8 +118,34 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(key)
 }
 
+/// Creates a directory (and missing parents) readable only by the service's user
+/// (0700): it holds the key, the SQLite database and mail written as files. A directory
+/// that exists already keeps its mode: the operator chose it.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Makes an existing file readable and writable by the service's user only (0600).
+pub fn make_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 #[cfg(unix)]
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -120,7 +157,7 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, contents)
 }
 

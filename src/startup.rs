@@ -52,7 +52,14 @@ impl Application {
         let tokens = web_layer::auth::TokenCache::new(std::time::Duration::from_millis(
             settings.auth_cache_millis,
         ));
+        let logins = web_layer::throttle::LoginThrottle::new(
+            settings
+                .login_attempts_per_address
+                .unwrap_or(crate::settings::DEFAULT_LOGIN_ATTEMPTS_PER_ADDRESS)
+                as usize,
+        );
         let state = web::Data::new(AppState {
+            logins,
             pool: pool.clone(),
             settings: Arc::new(settings),
             secret_key: Arc::new(secret_key),
@@ -64,6 +71,7 @@ impl Application {
                 .app_data(mailer.clone())
                 .app_data(metrics.clone())
                 .configure(web_layer::extractor_errors)
+                .wrap(from_fn(web_layer::refuse_nul_in_query))
                 .wrap(from_fn(web_layer::observe::observe))
                 .configure(api::health::config)
                 .configure(web_layer::patient_links::config)

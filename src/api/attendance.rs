@@ -103,6 +103,7 @@ async fn program_report(
     if wants_csv {
         return Ok(HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"attendance-program-{program_id}.csv\""),

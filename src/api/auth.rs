@@ -3,7 +3,7 @@
 use crate::error::AppResult;
 use crate::service::auth::{self, UserView};
 use crate::web::{auth::revoke, db, AppState, CurrentUser, Json};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -26,13 +26,19 @@ struct LoginResponse {
     user: UserView,
 }
 
-async fn login(state: web::Data<AppState>, body: Json<LoginRequest>) -> AppResult<HttpResponse> {
+async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Json<LoginRequest>,
+) -> AppResult<HttpResponse> {
     let LoginRequest { email, password } = body.0;
     let ttl_hours = state.settings.token_ttl_hours;
+    let attempt = state.logins.begin(req.peer_addr().map(|a| a.ip()))?;
     let (token, expires_at, user) = db(&state, move |conn| {
         auth::authenticate(conn, &email, &password, ttl_hours)
     })
     .await?;
+    attempt.succeeded();
     Ok(HttpResponse::Ok().json(LoginResponse {
         token,
         expires_at: expires_at.and_utc(),

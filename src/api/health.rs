@@ -1,4 +1,5 @@
-//! Liveness with a real database round-trip, and Prometheus metrics for loopback callers.
+//! Liveness with a real database round-trip, and Prometheus metrics: for the holder of
+//! the metrics token when one is set (`COHORTS_METRICS_TOKEN`), else for loopback callers.
 
 use crate::error::AppError;
 use crate::telemetry::Metrics;
@@ -27,14 +28,7 @@ async fn metrics(
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, AppError> {
-    let loopback = req
-        .peer_addr()
-        .is_some_and(|address| address.ip().is_loopback());
-    if !loopback {
-        return Err(AppError::Forbidden(
-            "metrics are served to loopback only".into(),
-        ));
-    }
+    allowed_to_scrape(&req, state.settings.metrics_token.as_deref())?;
     let depth = db(&state, |conn| Ok(crate::outbox::depth(conn)?)).await?;
     let pool = state.pool.state();
     let mut gauges = vec![
@@ -51,4 +45,37 @@ async fn metrics(
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(metrics.render(&gauges)))
+}
+
+/// With a metrics token, only `Authorization: Bearer <token>` may scrape, from anywhere:
+/// behind a reverse proxy on the same host every caller looks like loopback. Without
+/// one, loopback callers only.
+fn allowed_to_scrape(req: &HttpRequest, token: Option<&str>) -> Result<(), AppError> {
+    use sha2::{Digest, Sha256};
+    let Some(token) = token else {
+        let loopback = req
+            .peer_addr()
+            .is_some_and(|address| address.ip().is_loopback());
+        return if loopback {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(
+                "metrics are served to loopback only".into(),
+            ))
+        };
+    };
+    let presented = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    // Digests compared, so the time taken says nothing about the token's characters.
+    let matches = presented
+        .is_some_and(|given| Sha256::digest(given.as_bytes()) == Sha256::digest(token.as_bytes()));
+    if matches {
+        Ok(())
+    } else {
+        Err(AppError::Unauthorized)
+    }
 }

@@ -348,7 +348,7 @@ async fn add_exclusion(
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
     let request = body.0;
-    let note = crate::types::optional_text(request.note.as_deref(), 1000)
+    let note = crate::types::optional_note(request.note.as_deref(), 1000)
         .map_err(|e| AppError::field("note", e))?;
     let view = db(&state, move |conn| {
         write_transaction(conn, |conn| {

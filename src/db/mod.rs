@@ -136,9 +136,11 @@ pub fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<DbPool> {
     let target = DatabaseTarget::parse(database_url)?;
     if let DatabaseTarget::Sqlite(path) = &target {
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            crate::settings::create_private_dir(dir)
                 .with_context(|| format!("creating database directory {}", dir.display()))?;
         }
+        private_sqlite_files(path)
+            .with_context(|| format!("restricting {} to this user", path.display()))?;
     }
     let manager = ConnectionManager::new(target);
     manager
@@ -152,6 +154,29 @@ pub fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<DbPool> {
         .test_on_check_out(false)
         .build(manager)
         .context("building the database pool")
+}
+
+/// The database file readable by the service's user only (0600), created so before
+/// SQLite opens it (SQLite would make it 0644). SQLite gives the `-wal` and `-shm` files
+/// the mode of the database file; ones left by an earlier version are tightened too.
+fn private_sqlite_files(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    drop(options.open(path)?);
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = PathBuf::from(file);
+        if file.exists() {
+            crate::settings::make_private(&file)?;
+        }
+    }
+    Ok(())
 }
 
 /// Applies pending migrations for whichever backend this is.

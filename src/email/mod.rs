@@ -92,6 +92,15 @@ pub struct Outgoing {
 /// Assembles the MIME message: multipart/alternative text + HTML, inside
 /// multipart/mixed with the .ics when there is one.
 pub fn build_message(from: &Mailbox, mail: &Outgoing) -> anyhow::Result<Message> {
+    // lettre panics on a line break in a display name, and would fold one in a subject
+    // into a header of its own: refuse both, naming the part but not its text.
+    let control = |text: &str| text.chars().any(|c| c.is_ascii_control());
+    if control(&mail.to_name) {
+        anyhow::bail!("the recipient's name contains a control character");
+    }
+    if control(&mail.rendered.subject) {
+        anyhow::bail!("the subject contains a control character");
+    }
     let to = Mailbox::new(
         Some(mail.to_name.clone()),
         mail.to_email

@@ -30,7 +30,8 @@ impl Transport {
         }
     }
 
-    /// Hands one formatted message to the transport. The error text names no recipient.
+    /// Hands one formatted message to the transport. An SMTP error text may quote the
+    /// recipient's address: the worker redacts it before logging or storing it.
     pub async fn send(
         &self,
         envelope: &Envelope,
@@ -51,10 +52,13 @@ impl Transport {
                     .collect();
                 let raw = raw.to_vec();
                 tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-                    std::fs::create_dir_all(&dir)?;
+                    // Patients' mail: readable by the service's user only (0700 / 0600).
+                    crate::settings::create_private_dir(&dir)?;
                     let final_path = dir.join(format!("{stem}.eml"));
                     let temp = dir.join(format!(".{stem}.eml.tmp"));
-                    std::fs::write(&temp, raw)?;
+                    // A temporary file left by a crash is written afresh.
+                    let _ = std::fs::remove_file(&temp);
+                    crate::settings::write_private(&temp, &raw)?;
                     std::fs::rename(temp, final_path)
                 })
                 .await

@@ -175,7 +175,7 @@ fn validate_records(request: &AttendanceRequest) -> AppResult<Vec<ValidRecord>> 
             .parse::<AttendanceStatus>()
             .map_err(|e| errors.insert(format!("records[{index}].status"), e))
             .ok();
-        let note = crate::types::optional_text(input.note.as_deref(), 2000)
+        let note = crate::types::optional_note(input.note.as_deref(), 2000)
             .map_err(|e| errors.insert(format!("records[{index}].note"), e))
             .ok();
         if let (Some(status), Some(note)) = (status, note) {
@@ -210,7 +210,7 @@ pub fn record(
     request: &AttendanceRequest,
 ) -> AppResult<SessionAttendance> {
     let records_in = validate_records(request)?;
-    let amend_reason = crate::types::optional_text(request.amend_reason.as_deref(), 1000)
+    let amend_reason = crate::types::optional_note(request.amend_reason.as_deref(), 1000)
         .map_err(|e| AppError::field("amend_reason", e))?;
     write_transaction(conn, |conn| {
         let (session, cohort) = session_for_staff(conn, actor, session_id)?;
@@ -608,12 +608,14 @@ pub fn cohort_summary(members: &[MemberReport]) -> Vec<Value> {
         .collect()
 }
 
-/// The per-member report as CSV (a header row even when empty).
+/// The per-member report as CSV (a header row even when empty); text cells cannot start
+/// a spreadsheet formula.
 pub fn report_csv(members: &[MemberReport]) -> AppResult<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     for member in members {
+        let name = crate::types::spreadsheet_text(&member.name).into_owned();
         writer
-            .serialize(member)
+            .serialize(MemberReport { name, ..*member })
             .map_err(|e| anyhow::anyhow!("writing csv: {e}"))?;
     }
     if members.is_empty() {
@@ -687,7 +689,7 @@ pub fn acknowledge(
     id: i64,
     note: Option<&str>,
 ) -> AppResult<Value> {
-    let note = crate::types::optional_text(note, 2000).map_err(|e| AppError::field("note", e))?;
+    let note = crate::types::optional_note(note, 2000).map_err(|e| AppError::field("note", e))?;
     write_transaction(conn, |conn| {
         let follow_up = records::find(conn, id)?;
         let cohort = cohort_for_reader(conn, actor, CohortId(follow_up.cohort_id))?;

@@ -153,14 +153,12 @@ impl UserView {
     }
 }
 
-enum LoginOutcome {
-    Success(UserView),
-    WrongCredentials,
-    Locked { retry_after_secs: i64 },
-}
-
 /// Checks a password with the lockout rules and issues a token: (token, expiry, user).
 /// Shared by the API login and the pages' login form.
+///
+/// Argon2 runs outside any transaction, so a flood of logins never holds SQLite's write
+/// lock: the user is read, the attempt counted (one conditional UPDATE), the password
+/// verified, and only a success writes again, briefly.
 pub fn authenticate(
     conn: &mut DbConnection,
     email: &str,
@@ -168,42 +166,59 @@ pub fn authenticate(
     token_ttl_hours: i64,
 ) -> AppResult<(String, NaiveDateTime, UserView)> {
     let email = email.trim().to_lowercase();
+    // No account has such an address (and PostgreSQL cannot compare text with a NUL).
+    let lookup = if email.chars().any(|c| c.is_ascii_control()) {
+        None
+    } else {
+        users::find_by_email(conn, &email)?
+    };
+    let Some(user) = lookup else {
+        // Same work as a real check, so response time does not reveal which
+        // addresses have accounts.
+        let _ = verify_password(password, &DUMMY_HASH);
+        return Err(AppError::Unauthorized);
+    };
+    reserve_attempt(conn, user.clone())?;
+    if !verify_password(password, &user.password_hash) {
+        // Counted already, before the check.
+        return Err(AppError::Unauthorized);
+    }
     let token = new_token();
     let token_hash = hash_token(&token);
     let ttl = Duration::hours(token_ttl_hours.max(1));
     let expires_at = database::now() + ttl;
+    let view = write_transaction(conn, |conn| -> AppResult<UserView> {
+        users::clear_failed_logins(conn, user.id)?;
+        users::insert_token(conn, user.id, &token_hash, database::now(), expires_at)?;
+        let programs = users::program_ids(conn, user.id)?;
+        Ok(UserView::new(&user, programs))
+    })?;
+    Ok((token, expires_at, view))
+}
 
-    let outcome = write_transaction(conn, |conn| -> AppResult<LoginOutcome> {
+/// Counts this attempt as a failure before the password is checked (a success resets
+/// the count), and sets the lock the count brings at once: of any number of parallel
+/// attempts, at most `FREE_ATTEMPTS` are checked before the account is locked.
+fn reserve_attempt(conn: &mut DbConnection, mut user: UserRow) -> AppResult<()> {
+    // Each lost race means another attempt counted; the lock comes within
+    // FREE_ATTEMPTS of them, so this bound is never reached in practice.
+    for _ in 0..(4 * FREE_ATTEMPTS) {
         let now = database::now();
-        let Some(user) = users::find_by_email(conn, &email)? else {
-            // Same work as a real check, so response time does not reveal which
-            // addresses have accounts.
-            let _ = verify_password(password, &DUMMY_HASH);
-            return Ok(LoginOutcome::WrongCredentials);
-        };
         if let Some(until) = user.locked_until.filter(|until| *until > now) {
-            return Ok(LoginOutcome::Locked {
+            return Err(AppError::TooManyRequests {
                 retry_after_secs: (until - now).num_seconds().max(1),
             });
         }
-        if !verify_password(password, &user.password_hash) {
-            let failures = user.failed_logins + 1;
-            users::record_failed_login(conn, user.id, failures, lock_until(failures, now))?;
-            return Ok(LoginOutcome::WrongCredentials);
+        let failures = user.failed_logins + 1;
+        let lock = lock_until(failures, now).or(user.locked_until);
+        if users::reserve_login_attempt(conn, user.id, user.failed_logins, lock, now)? {
+            return Ok(());
         }
-        users::clear_failed_logins(conn, user.id)?;
-        users::insert_token(conn, user.id, &token_hash, now, expires_at)?;
-        let programs = users::program_ids(conn, user.id)?;
-        Ok(LoginOutcome::Success(UserView::new(&user, programs)))
-    })?;
-
-    match outcome {
-        LoginOutcome::Success(user) => Ok((token, expires_at, user)),
-        LoginOutcome::WrongCredentials => Err(AppError::Unauthorized),
-        LoginOutcome::Locked { retry_after_secs } => {
-            Err(AppError::TooManyRequests { retry_after_secs })
-        }
+        user = users::find(conn, user.id)?;
     }
+    Err(AppError::TooManyRequests {
+        retry_after_secs: 1,
+    })
 }
 
 /// After the free attempts, each further failure doubles the lock, up to 15 minutes.

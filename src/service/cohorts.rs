@@ -381,7 +381,7 @@ fn bypassable(violations: Vec<String>, field: &str, reason: Option<&str>) -> App
 }
 
 pub fn override_reason(text: Option<&str>) -> AppResult<Option<String>> {
-    crate::types::optional_text(text, 1000).map_err(|e| AppError::field("override_reason", e))
+    crate::types::optional_note(text, 1000).map_err(|e| AppError::field("override_reason", e))
 }
 
 /// The most members a cohort of this kind may have.
@@ -488,6 +488,12 @@ pub fn create(
     members.dedup();
     if members.is_empty() {
         return Err(AppError::field("members", "must name at least one patient"));
+    }
+    // Refused before any query: no cohort may be larger, whatever the reason given.
+    let most = crate::domain::program::MAX_GROUP_SIZE;
+    if members.len() > most as usize {
+        let message = format!("a cohort holds at most {most} members");
+        return Err(AppError::field("members", message));
     }
     let program =
         program_context(conn, ProgramId(request.program_id)).map_err(|error| match error {
@@ -691,8 +697,9 @@ pub fn withdraw_member(
     patient_id: PatientId,
     reason: &str,
 ) -> AppResult<CohortView> {
-    let reason =
-        crate::types::required_text(reason, 1000).map_err(|e| AppError::field("reason", e))?;
+    let reason = crate::types::optional_note(Some(reason), 1000)
+        .and_then(|reason| reason.ok_or_else(|| "must not be empty".to_string()))
+        .map_err(|e| AppError::field("reason", e))?;
     write_transaction(conn, |conn| {
         let cohort = cohort_for_lead(conn, actor, cohort_id)?;
         let (cohort_id, patient_id) = (cohort_id.get(), patient_id.get());

@@ -13,6 +13,7 @@ pub mod json;
 pub mod observe;
 pub mod patch;
 pub mod patient_links;
+pub mod throttle;
 
 pub use auth::CurrentUser;
 pub use json::Json;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub secret_key: Arc<Vec<u8>>,
     pub tokens: auth::TokenCache,
+    /// Login attempts per client address (this instance's count).
+    pub logins: throttle::LoginThrottle,
 }
 
 /// Runs `work` with a pooled connection on the blocking thread pool.
@@ -51,6 +54,29 @@ where
 
 pub async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
     Err(AppError::NotFound)
+}
+
+/// Refuses a query string with a NUL byte (`?entity=%00`) with a 422 naming the
+/// parameter, before any handler runs: PostgreSQL cannot store or compare such text
+/// and would answer a 500.
+pub async fn refuse_nul_in_query(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let query = req.query_string();
+    if query.contains("%00") || query.contains('\0') {
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+            .map(|q| q.into_inner())
+            .unwrap_or_default();
+        let field = pairs
+            .iter()
+            .find(|(key, value)| key.contains('\0') || value.contains('\0'))
+            .map(|(key, _)| key.replace('\0', ""))
+            .unwrap_or_else(|| "query".into());
+        let error = AppError::field(field, "must not contain a NUL character");
+        return Ok(req.error_response(error));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
 }
 
 /// Path and query extraction errors in the API's error shape.

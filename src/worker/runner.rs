@@ -191,11 +191,12 @@ impl Worker {
         let id = row.id;
         let attempts = row.attempts;
         let mailer = self.mailer.clone();
-        let composed = self
-            .blocking(move |conn| compose::compose(conn, &mailer, &row, Utc::now()))
-            .await;
-        let result: Result<(), String> = match composed {
-            Ok(Composed::Cancel(reason)) => {
+        let prepared = self
+            .blocking(move |conn| Ok(prepare(conn, &mailer, &row, Utc::now())))
+            .await
+            .unwrap_or_else(|error| Prepared::Transient(format!("{error:#}")));
+        let (result, broken): (Result<(), String>, bool) = match prepared {
+            Prepared::Cancel(reason) => {
                 let recorded = self
                     .record(move |conn| outbox::mark_cancelled(conn, id, &reason, now()))
                     .await;
@@ -208,18 +209,18 @@ impl Worker {
                 }
                 return Outcome::Cancelled;
             }
-            Ok(Composed::Send(mail)) => match email::build_message(&self.mailer.from, &mail) {
-                Ok(message) => {
-                    let raw = message.formatted();
-                    let stem = format!("{}-{}", id, mail.kind);
-                    self.mailer
-                        .transport
-                        .send(message.envelope(), &raw, &stem)
-                        .await
-                }
-                Err(error) => Err(format!("{error:#}")),
-            },
-            Err(error) => Err(format!("{error:#}")),
+            Prepared::Ready { message, kind } => {
+                let raw = message.formatted();
+                let stem = format!("{id}-{kind}");
+                let sent = self
+                    .mailer
+                    .transport
+                    .send(message.envelope(), &raw, &stem)
+                    .await;
+                (sent, false)
+            }
+            Prepared::Broken(reason) => (Err(reason), true),
+            Prepared::Transient(error) => (Err(error), false),
         };
         match result {
             Ok(()) => {
@@ -238,7 +239,12 @@ impl Worker {
                 Outcome::Sent
             }
             Err(error) => {
-                let give_up = attempts >= self.config.max_attempts;
+                // Servers quote the recipient in their replies; the text is logged, kept
+                // and shown to leads.
+                let error = outbox::redact_addresses(&error);
+                // A message that cannot be built fails at once: retrying cannot help
+                // until someone fixes the data, and then retries it.
+                let give_up = broken || attempts >= self.config.max_attempts;
                 let retry_at = (!give_up).then(|| now() + self.backoff(attempts));
                 tracing::warn!(outbox_id = id, attempts, give_up, error = %error, "mail attempt failed");
                 let recorded = self
@@ -302,6 +308,61 @@ impl Worker {
         })
         .await?
     }
+}
+
+/// A claimed row made ready to send, or what stands in the way.
+enum Prepared {
+    Ready {
+        message: lettre::Message,
+        kind: String,
+    },
+    Cancel(String),
+    /// The message cannot be rendered or built from the data as it is (an error or a
+    /// panic): failed at once, for a lead to retry after the data is fixed.
+    Broken(String),
+    /// The database did not answer this time: tried again after the backoff.
+    Transient(String),
+}
+
+/// Composes and builds one message. A panic in either (a template helper, lettre on a
+/// header it cannot write) ends as `Broken` instead of unwinding the worker's task,
+/// which would leave the row `sending` to be reclaimed, and panic again, at every lease.
+fn prepare(
+    conn: &mut crate::db::DbConnection,
+    mailer: &Mailer,
+    row: &OutboxRow,
+    now: chrono::DateTime<Utc>,
+) -> Prepared {
+    guarded(|| match compose::compose(conn, mailer, row, now) {
+        Ok(Composed::Cancel(reason)) => Prepared::Cancel(reason),
+        Ok(Composed::Send(mail)) => match email::build_message(&mailer.from, &mail) {
+            Ok(message) => Prepared::Ready {
+                message,
+                kind: mail.kind.clone(),
+            },
+            Err(error) => Prepared::Broken(format!("the message could not be built: {error:#}")),
+        },
+        Err(error) if from_database(&error) => Prepared::Transient(format!("{error:#}")),
+        Err(error) => Prepared::Broken(format!("the message could not be built: {error:#}")),
+    })
+}
+
+/// Runs `work`, turning a panic into `Broken`. The panic's own text is not kept: it may
+/// quote the data it choked on.
+fn guarded(work: impl FnOnce() -> Prepared) -> Prepared {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|_| {
+        Prepared::Broken(
+            "the message could not be built: rendering or assembling it failed \
+             (check the recipient's name and address, and the template)"
+                .into(),
+        )
+    })
+}
+
+fn from_database(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.is::<diesel::result::Error>() || cause.is::<r2d2::Error>())
 }
 
 /// Stored times: UTC, to the microsecond (both backends keep that much).
@@ -383,4 +444,24 @@ async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_while_preparing_a_message_is_a_readable_failure() {
+        let prepared = guarded(|| panic!("writing `Mailbox` for Ana returned an error"));
+        match prepared {
+            Prepared::Broken(reason) => {
+                assert!(reason.contains("could not be built"), "{reason}");
+                assert!(
+                    !reason.contains("Ana"),
+                    "the panic text is not kept: {reason}"
+                );
+            }
+            _ => panic!("expected Broken"),
+        }
+    }
 }

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod cohorts;
 mod facilitators;
+mod hardening;
 mod health;
 mod helpers;
 mod import;

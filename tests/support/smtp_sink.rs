@@ -21,6 +21,8 @@ pub struct Received {
 struct State {
     messages: Mutex<Vec<Received>>,
     reject_next: AtomicUsize,
+    /// Recipients still to refuse with a permanent 550 that quotes the address.
+    refuse_recipients: AtomicUsize,
     delay_millis: AtomicU64,
 }
 
@@ -74,6 +76,12 @@ impl SmtpSink {
         self.state.reject_next.store(n, Ordering::SeqCst);
     }
 
+    /// Answer `550 … <address>: Recipient address rejected` to the next `n` recipients,
+    /// quoting the address as real servers do.
+    pub fn refuse_recipients(&self, n: usize) {
+        self.state.refuse_recipients.store(n, Ordering::SeqCst);
+    }
+
     /// Wait this long before accepting each message.
     pub fn set_delay(&self, delay: Duration) {
         self.state
@@ -121,8 +129,21 @@ async fn session(stream: TcpStream, state: Arc<State>) -> std::io::Result<()> {
             to.clear();
             write.write_all(b"250 OK\r\n").await?;
         } else if upper.starts_with("RCPT TO:") {
-            to.push(address(&command[8..]));
-            write.write_all(b"250 OK\r\n").await?;
+            let recipient = address(&command[8..]);
+            let refused = state
+                .refuse_recipients
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if refused {
+                let reply = format!(
+                    "550 5.1.1 <{recipient}>: Recipient address rejected: \
+                     User unknown in virtual mailbox table ({recipient})\r\n"
+                );
+                write.write_all(reply.as_bytes()).await?;
+            } else {
+                to.push(recipient);
+                write.write_all(b"250 OK\r\n").await?;
+            }
         } else if upper == "DATA" {
             write.write_all(b"354 go ahead\r\n").await?;
             let mut data = Vec::new();

@@ -137,19 +137,33 @@ pub fn add_programs(conn: &mut DbConnection, user_id: i64, programs: &[i64]) -> 
     Ok(())
 }
 
-pub fn record_failed_login(
+/// Counts one login attempt against an account that is not locked, if no other attempt
+/// counted since its count was read as `seen_failures` (a compare-and-set: of parallel
+/// attempts, exactly one wins each count). `locked_until` is the lock this count brings.
+/// Returns whether this attempt was counted.
+pub fn reserve_login_attempt(
     conn: &mut DbConnection,
     user_id: i64,
-    failed_logins: i32,
+    seen_failures: i32,
     locked_until: Option<NaiveDateTime>,
-) -> QueryResult<()> {
-    diesel::update(users::table.find(user_id))
-        .set((
-            users::failed_logins.eq(failed_logins),
-            users::locked_until.eq(locked_until),
-        ))
-        .execute(conn)
-        .map(|_| ())
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(
+        users::table
+            .find(user_id)
+            .filter(users::failed_logins.eq(seen_failures))
+            .filter(
+                users::locked_until
+                    .is_null()
+                    .or(users::locked_until.le(now)),
+            ),
+    )
+    .set((
+        users::failed_logins.eq(seen_failures + 1),
+        users::locked_until.eq(locked_until),
+    ))
+    .execute(conn)
+    .map(|rows| rows == 1)
 }
 
 pub fn clear_failed_logins(conn: &mut DbConnection, user_id: i64) -> QueryResult<()> {

