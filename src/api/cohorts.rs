@@ -5,7 +5,7 @@ use crate::error::AppResult;
 use crate::service::cohorts::{self, NewCohortRequest, SessionChange, SessionPatch, TeamMember};
 use crate::web::{db, AppState, CurrentUser, Json};
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -53,6 +53,11 @@ async fn form_cohorts(
     })
 }
 
+#[derive(Serialize)]
+struct CohortList {
+    cohorts: Vec<cohorts::CohortView>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
@@ -65,8 +70,10 @@ async fn list(
     params: web::Query<ListParams>,
 ) -> AppResult<HttpResponse> {
     let program_id = params.program_id;
-    let views = db(&state, move |conn| cohorts::list(conn, &actor, program_id)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "cohorts": views })))
+    let cohorts = db(&state, move |conn| cohorts::list(conn, &actor, program_id)).await?;
+    // Serialized straight from the views: a `json!` tree of 1,000 cohorts costs more
+    // than the queries that loaded them.
+    Ok(HttpResponse::Ok().json(CohortList { cohorts }))
 }
 
 async fn get(

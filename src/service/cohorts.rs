@@ -392,6 +392,14 @@ fn max_size(program: &ProgramContext, kind: CohortKind) -> u32 {
     }
 }
 
+/// "1 member is", "3 members are": the subject of a size rule, as English.
+fn members_are(count: usize) -> String {
+    match count {
+        1 => "1 member is".into(),
+        n => format!("{n} members are"),
+    }
+}
+
 /// Whether a patient in this state may join a cohort.
 fn may_join(status: PatientStatus) -> bool {
     matches!(
@@ -524,18 +532,18 @@ pub fn create(
         }
         let max = max_size(&program, kind);
         let mut violations = Vec::new();
-        if members.len() > max as usize {
+        let count = members.len();
+        if count > max as usize {
             violations.push(format!(
-                "{} members exceed the maximum of {max}",
-                members.len()
+                "{} more than the maximum of {max}",
+                members_are(count)
             ));
         }
-        if kind == CohortKind::Integration && members.len() < program.rules.cohort.min_size as usize
-        {
+        let min = program.rules.cohort.min_size;
+        if kind == CohortKind::Integration && count < min as usize {
             violations.push(format!(
-                "{} members are fewer than the minimum of {}",
-                members.len(),
-                program.rules.cohort.min_size
+                "{} fewer than the minimum of {min}",
+                members_are(count)
             ));
         }
         violations.extend(excluded_pairs(conn, program.id, &members)?);
@@ -974,4 +982,15 @@ pub fn peer_circles(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::members_are;
+
+    #[test]
+    fn size_rules_read_as_english() {
+        assert_eq!(members_are(1), "1 member is");
+        assert_eq!(members_are(3), "3 members are");
+    }
 }

@@ -557,3 +557,23 @@ async fn listing_cohorts_takes_as_many_queries_for_100_cohorts_as_for_10() {
         "the query count grew with the cohorts: {counts:?}"
     );
 }
+
+#[tokio::test]
+async fn a_cohort_below_the_minimum_size_is_refused_in_plain_english() {
+    let app = spawn_app().await;
+    let (program, lead) = app.program_with_lead().await;
+    let alone = app
+        .create_patient(&lead, program, "Only One", "one@example.org")
+        .await;
+    let request = json!({
+        "program_id": program,
+        "members": [alone],
+        "first_session_at": "2030-01-08T18:00:00-08:00",
+    });
+    let refused = body(app.post("/api/v1/cohorts", &lead, &request).await, 422).await;
+    let text = refused["error"].to_string();
+    assert!(
+        text.contains("1 member is fewer than the minimum of 4"),
+        "{text}"
+    );
+}
