@@ -572,15 +572,14 @@ async fn withdraw_member(
     Ok(HttpResponse::Ok().json(view))
 }
 
+/// `[{facilitator_id, role}]`, or `{facilitators: [...], override_reason?}`.
+type TeamRequest = crate::web::json::ListOrObject<TeamMember, TeamWithReason>;
+
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum TeamRequest {
-    Plain(Vec<TeamMember>),
-    WithReason {
-        facilitators: Vec<TeamMember>,
-        #[serde(default)]
-        override_reason: Option<String>,
-    },
+struct TeamWithReason {
+    facilitators: Vec<TeamMember>,
+    #[serde(default)]
+    override_reason: Option<String>,
 }
 
 async fn set_team(
@@ -591,11 +590,11 @@ async fn set_team(
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
     let (team, reason) = match body.0 {
-        TeamRequest::Plain(team) => (team, None),
-        TeamRequest::WithReason {
+        TeamRequest::List(team) => (team, None),
+        TeamRequest::Object(TeamWithReason {
             facilitators,
             override_reason: reason,
-        } => (facilitators, reason),
+        }) => (facilitators, reason),
     };
     let reason = override_reason(reason.as_deref())?;
     let team: Vec<Assignment> = team

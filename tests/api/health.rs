@@ -142,3 +142,49 @@ async fn a_fresh_instance_exposes_every_family_with_help_and_type_at_zero() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_wrong_method_on_a_known_path_is_a_405_that_lists_the_methods() {
+    let app = spawn_app().await;
+    for (method, path, allowed) in [
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/cohorts",
+            &["GET", "POST"][..],
+        ),
+        (reqwest::Method::POST, "/api/v1/cohorts/1", &["GET"][..]),
+        (
+            reqwest::Method::GET,
+            "/api/v1/cohorts/1/facilitators",
+            &["PUT"][..],
+        ),
+        (reqwest::Method::POST, "/healthz", &["GET"][..]),
+    ] {
+        let response = app
+            .request(method.clone(), path, Some(&app.admin_token), None)
+            .await;
+        assert_eq!(response.status(), 405, "{method} {path}");
+        let allow = response
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let mut listed: Vec<&str> = allow.split(',').map(str::trim).collect();
+        listed.sort_unstable();
+        assert_eq!(listed, allowed, "{method} {path}: Allow {allow:?}");
+        let body = error_body(response, 405).await;
+        assert_eq!(body["error"]["code"], "method_not_allowed");
+    }
+    // A path that does not exist stays a 404, whatever the method.
+    let response = app
+        .request(
+            reqwest::Method::DELETE,
+            "/api/v1/no-such-thing",
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert!(response.headers().get("allow").is_none());
+    error_body(response, 404).await;
+}
