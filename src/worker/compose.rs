@@ -54,15 +54,18 @@ fn starts(session: &SessionRow) -> DateTime<Utc> {
     session.starts_at.and_utc()
 }
 
+/// The VEVENT of a session; `offset` (from `outbox::calendar_offset`) keeps SEQUENCE
+/// rising across the recipient's own changes as well as the session's.
 fn event(
     session: &SessionRow,
     venue: &Option<String>,
     join_url: &Option<String>,
     cancelled: bool,
+    offset: i32,
 ) -> Event {
     Event {
         session_id: session.id,
-        sequence: session.ics_sequence,
+        sequence: session.ics_sequence.saturating_add(offset),
         starts_at: starts(session),
         duration_minutes: session.duration_minutes,
         summary: "Group meeting".into(),
@@ -139,9 +142,10 @@ fn compose_patient(
             context["rsvp_url"] = json!(session_link(first));
             context["venue"] = json!(venue);
             context["join_url"] = json!(join_url);
+            let offset = crate::outbox::calendar_offset(conn, row, cohort.id)?;
             let events: Vec<Event> = upcoming
                 .iter()
-                .map(|s| event(s, &venue, &join_url, false))
+                .map(|s| event(s, &venue, &join_url, false, offset))
                 .collect();
             calendar = Some(CalendarFile {
                 method: Method::Request,
@@ -190,6 +194,7 @@ fn compose_patient(
                 context["old_when"] = json!(old);
             }
             if row.kind != MailKind::Reminder {
+                let offset = crate::outbox::calendar_offset(conn, row, cohort.id)?;
                 let method = if cancelled {
                     Method::Cancel
                 } else {
@@ -202,7 +207,7 @@ fn compose_patient(
                         program_tz(program),
                         &organizer,
                         &attendee,
-                        &[event(&session, &venue, &join_url, cancelled)],
+                        &[event(&session, &venue, &join_url, cancelled, offset)],
                         now,
                     ),
                 });
@@ -338,6 +343,7 @@ fn compose_facilitator(
                 // Staff get the group's page instead of a patient's RSVP and unsubscribe links.
                 context["cohort_url"] =
                     json!(format!("{}/staff/cohorts/{}", mailer.public_url, cohort.id));
+                let offset = crate::outbox::calendar_offset(conn, row, cohort.id)?;
                 let method = if cancelled {
                     Method::Cancel
                 } else {
@@ -353,7 +359,7 @@ fn compose_facilitator(
                             name: &facilitator.name,
                             email: &facilitator.email,
                         },
-                        &[event(&session, &venue, &join_url, cancelled)],
+                        &[event(&session, &venue, &join_url, cancelled, offset)],
                         now,
                     ),
                 });
@@ -417,9 +423,10 @@ fn compose_facilitator(
         } else {
             Method::Cancel
         };
+        let offset = crate::outbox::calendar_offset(conn, row, cohort.id)?;
         let events: Vec<Event> = upcoming
             .iter()
-            .map(|s| event(s, &venue, &join_url, !assigned))
+            .map(|s| event(s, &venue, &join_url, !assigned, offset))
             .collect();
         calendar = Some(CalendarFile {
             method,
