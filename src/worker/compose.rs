@@ -133,12 +133,15 @@ fn compose_patient(
                 return Ok(Composed::Cancel("no session ahead".into()));
             };
             let (venue, join_url) = crate::service::place(program, Some(&cohort));
+            // The zone is named once, above the list: each time carries only its
+            // own abbreviation (PST in winter, PDT in summer).
             let sessions: Vec<Value> = upcoming
                 .iter()
-                .map(|s| json!({"when": email::format_when(starts(s), tz)}))
+                .map(|s| json!({"when": email::format_local(starts(s), tz)}))
                 .collect();
             context["sessions"] = json!(sessions);
-            context["zone"] = json!(email::zone_label(starts(first), tz));
+            context["next_when"] = json!(email::format_local(starts(first), tz));
+            context["zone"] = json!(tz.name());
             context["rsvp_url"] = json!(session_link(first));
             context["venue"] = json!(venue);
             context["join_url"] = json!(join_url);
@@ -189,7 +192,8 @@ fn compose_patient(
                     .ok()
                     .and_then(|p| p["old_starts_at"].as_str().map(str::to_string))
                     .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-                    .map(|t| email::format_when(t.with_timezone(&Utc), tz))
+                    // The new time below names the zone.
+                    .map(|t| email::format_local(t.with_timezone(&Utc), tz))
                     .unwrap_or_else(|| "its earlier time".into());
                 context["old_when"] = json!(old);
             }
@@ -401,7 +405,7 @@ fn compose_facilitator(
             .as_str()
             .and_then(|text| text.parse().ok())
             .map(role_label));
-        context["zone"] = json!(email::zone_label(starts(first), tz));
+        context["zone"] = json!(tz.name());
         context["slot"] = json!(slot(&upcoming, tz));
         context["first_when"] = json!(email::format_when(starts(first), tz));
         context["first_short"] = json!(email::format_short(starts(first), tz));
