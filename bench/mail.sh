@@ -28,8 +28,10 @@ bin="$target/release/examples/mail_bench"
 for backend in $BACKENDS; do
     for run in $(seq 1 "$RUNS"); do
         if [[ "$backend" == postgres ]]; then
-            BENCH_DATABASE_URL="$(new_database_url postgres "$BENCH_TMP")"
-            export BENCH_DATABASE_URL
+            # Not in a subshell: new_database_url sets DATABASE_URL and records the
+            # database for bench_cleanup.
+            new_database_url postgres "$BENCH_TMP"
+            export BENCH_DATABASE_URL="$DATABASE_URL"
         else
             unset BENCH_DATABASE_URL
         fi

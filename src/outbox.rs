@@ -399,6 +399,35 @@ pub fn enqueue_team_change(
     Ok(queued)
 }
 
+/// What to add to a session's `ics_sequence` in the calendar file of outbox row `row`
+/// about a session of `cohort_id`. SEQUENCE must rise with every message about a UID
+/// that its recipient can receive; besides changes to the session (which bump
+/// `ics_sequence`), the recipient's own place changes: a facilitator told they are on
+/// the team, off it, on it again (each such mail up to this row counts), a patient who
+/// re-joins the cohort (each earlier membership counts).
+pub fn calendar_offset(
+    conn: &mut DbConnection,
+    row: &OutboxRow,
+    cohort_id: i64,
+) -> QueryResult<i32> {
+    let count: i64 = match row.recipient_type {
+        RecipientType::Facilitator => team_mail!(cohort_id, row.recipient_id)
+            .filter(outbox::id.le(row.id))
+            .count()
+            .get_result(conn)?,
+        RecipientType::Patient => {
+            let memberships: i64 = cohort_members::table
+                .filter(cohort_members::cohort_id.eq(cohort_id))
+                .filter(cohort_members::patient_id.eq(row.recipient_id))
+                .count()
+                .get_result(conn)?;
+            memberships.saturating_sub(1)
+        }
+        RecipientType::User => 0,
+    };
+    Ok(i32::try_from(count).unwrap_or(i32::MAX))
+}
+
 /// Whether a facilitator last heard they were on a cohort's team: their latest delivered
 /// team mail is an assignment, or there is none at all (a team written before these
 /// mails existed). Someone whose assignment never went out is not told of the removal.

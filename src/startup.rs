@@ -77,6 +77,7 @@ impl Application {
                 .configure(web_layer::patient_links::config)
                 .configure(api::config)
                 .configure(crate::pages::config)
+                .service(web_layer::fallback())
                 .default_service(web::to(web_layer::not_found))
         })
         .shutdown_timeout(10)

@@ -22,12 +22,56 @@ struct RouteLatency {
     sum: f64,
 }
 
+/// The worker's counters. Each is exposed from the start, at zero until counted, so a
+/// rate or an alert on it works before the first failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Counter {
+    MailSent,
+    MailFailed,
+    MailRetries,
+}
+
+impl Counter {
+    pub const ALL: [Counter; 3] = [Counter::MailSent, Counter::MailFailed, Counter::MailRetries];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::MailSent => "cohorts_mail_sent_total",
+            Counter::MailFailed => "cohorts_mail_failed_total",
+            Counter::MailRetries => "cohorts_mail_retries_total",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            Counter::MailSent => "Messages the SMTP server accepted.",
+            Counter::MailFailed => {
+                "Messages given up on after the last attempt (outbox status failed)."
+            }
+            Counter::MailRetries => "Failed attempts that will be tried again later.",
+        }
+    }
+}
+
+/// Gauge families the caller samples at scrape time: (name, help).
+pub const GAUGES: [(&str, &str); 3] = [
+    (
+        "cohorts_db_pool_connections",
+        "Database connections open in the pool.",
+    ),
+    (
+        "cohorts_db_pool_idle",
+        "Database connections open and idle in the pool.",
+    ),
+    ("cohorts_outbox_depth", "Outbox rows by status."),
+];
+
 /// Counters shared by every worker thread of one instance.
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, RouteLatency>>,
-    counters: Mutex<BTreeMap<String, u64>>,
+    counters: Mutex<BTreeMap<Counter, u64>>,
 }
 
 impl Metrics {
@@ -49,14 +93,16 @@ impl Metrics {
         }
     }
 
-    /// Adds to a named counter, e.g. `cohorts_mail_sent_total`.
-    pub fn increment(&self, name: &str, by: u64) {
+    /// Adds to one of the worker's counters.
+    pub fn increment(&self, counter: Counter, by: u64) {
         if let Ok(mut counters) = self.counters.lock() {
-            *counters.entry(name.to_string()).or_default() += by;
+            *counters.entry(counter).or_default() += by;
         }
     }
 
-    /// Prometheus text exposition format; `gauges` are sampled by the caller.
+    /// Prometheus text exposition format (what `promtool check metrics` accepts): HELP
+    /// and TYPE once per family, its samples together. `gauges` are sampled by the
+    /// caller, as `name` or `name{labels}`, a family's samples next to each other.
     pub fn render(&self, gauges: &[(String, f64)]) -> String {
         let mut out = String::new();
         out.push_str("# HELP cohorts_http_requests_total HTTP requests by route and status.\n");
@@ -98,13 +144,32 @@ impl Metrics {
                 );
             }
         }
-        if let Ok(counters) = self.counters.lock() {
-            for (name, value) in counters.iter() {
-                let _ = writeln!(out, "# TYPE {name} counter\n{name} {value}");
-            }
+        let counters = self
+            .counters
+            .lock()
+            .map(|counters| counters.clone())
+            .unwrap_or_default();
+        for counter in Counter::ALL {
+            let name = counter.name();
+            let value = counters.get(&counter).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "# HELP {name} {}\n# TYPE {name} counter\n{name} {value}",
+                counter.help()
+            );
         }
-        for (name, value) in gauges {
-            let _ = writeln!(out, "{name} {value}");
+        let mut family_written: Option<&str> = None;
+        for (sample, value) in gauges {
+            let family = sample.split('{').next().unwrap_or(sample);
+            if family_written != Some(family) {
+                let help = GAUGES
+                    .iter()
+                    .find(|(name, _)| *name == family)
+                    .map_or("Sampled at scrape time.", |(_, help)| *help);
+                let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} gauge");
+                family_written = Some(family);
+            }
+            let _ = writeln!(out, "{sample} {value}");
         }
         out
     }
@@ -112,4 +177,81 @@ impl Metrics {
 
 fn escape(label: &str) -> String {
     label.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (family, type) of every line that introduces a family, and the families of samples.
+    fn families(text: &str) -> (Vec<(String, String)>, Vec<String>, Vec<String>) {
+        let mut help = Vec::new();
+        let mut types = Vec::new();
+        let mut samples = Vec::new();
+        for line in text.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["#", "HELP", name, ..] => help.push(name.to_string()),
+                ["#", "TYPE", name, kind] => types.push((name.to_string(), kind.to_string())),
+                [sample, _value] => {
+                    samples.push(sample.split('{').next().unwrap_or("").to_string())
+                }
+                _ => panic!("unexpected line {line:?}"),
+            }
+        }
+        (types, help, samples)
+    }
+
+    #[test]
+    fn every_documented_family_has_help_and_type_and_starts_at_zero() {
+        let metrics = Metrics::default();
+        let text = metrics.render(&[
+            ("cohorts_db_pool_connections".into(), 2.0),
+            ("cohorts_db_pool_idle".into(), 1.0),
+            ("cohorts_outbox_depth{status=\"pending\"}".into(), 0.0),
+            ("cohorts_outbox_depth{status=\"sent\"}".into(), 3.0),
+        ]);
+        let (types, help, samples) = families(&text);
+        for (family, kind) in [
+            ("cohorts_http_requests_total", "counter"),
+            ("cohorts_http_request_duration_seconds", "histogram"),
+            ("cohorts_mail_sent_total", "counter"),
+            ("cohorts_mail_failed_total", "counter"),
+            ("cohorts_mail_retries_total", "counter"),
+            ("cohorts_db_pool_connections", "gauge"),
+            ("cohorts_db_pool_idle", "gauge"),
+            ("cohorts_outbox_depth", "gauge"),
+        ] {
+            assert_eq!(
+                help.iter().filter(|h| *h == family).count(),
+                1,
+                "HELP {family}: {text}"
+            );
+            assert!(
+                types.contains(&(family.to_string(), kind.to_string())),
+                "TYPE {family}: {text}"
+            );
+        }
+        for counter in Counter::ALL {
+            assert!(
+                text.contains(&format!("\n{} 0\n", counter.name())),
+                "{text}"
+            );
+        }
+        for sample in samples {
+            assert!(
+                types.iter().any(|(family, _)| *family == sample),
+                "{sample} has no TYPE"
+            );
+        }
+    }
+
+    #[test]
+    fn a_counted_failure_shows_in_its_family() {
+        let metrics = Metrics::default();
+        metrics.increment(Counter::MailFailed, 2);
+        let text = metrics.render(&[]);
+        assert!(text.contains("\ncohorts_mail_failed_total 2\n"), "{text}");
+        assert!(text.contains("\ncohorts_mail_sent_total 0\n"), "{text}");
+    }
 }

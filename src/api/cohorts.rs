@@ -141,16 +141,14 @@ async fn withdraw_member(
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// A bare list of team members, or the list with an `override_reason`.
+/// `[{facilitator_id, role}]`, or `{facilitators: [...], override_reason?}`.
+type TeamRequest = crate::web::json::ListOrObject<TeamMember, TeamWithReason>;
+
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum TeamRequest {
-    Plain(Vec<TeamMember>),
-    WithReason {
-        facilitators: Vec<TeamMember>,
-        #[serde(default)]
-        override_reason: Option<String>,
-    },
+struct TeamWithReason {
+    facilitators: Vec<TeamMember>,
+    #[serde(default)]
+    override_reason: Option<String>,
 }
 
 async fn set_team(
@@ -161,11 +159,11 @@ async fn set_team(
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
     let (team, reason) = match body.0 {
-        TeamRequest::Plain(team) => (team, None),
-        TeamRequest::WithReason {
+        TeamRequest::List(team) => (team, None),
+        TeamRequest::Object(TeamWithReason {
             facilitators,
             override_reason,
-        } => (facilitators, override_reason),
+        }) => (facilitators, override_reason),
     };
     let view = db(&state, move |conn| {
         cohorts::set_team(conn, &actor, id, team, reason.as_deref())

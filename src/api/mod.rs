@@ -28,6 +28,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(attendance::config)
             .configure(audit::config)
             .configure(outbox::config)
+            .service(crate::web::fallback())
             .default_service(web::to(crate::web::not_found)),
     );
 }

@@ -70,6 +70,33 @@ impl Header for ListUnsubscribePost {
     }
 }
 
+/// `List-Id: Group meetings <group-meetings.example.org>` (RFC 2919), beside
+/// List-Unsubscribe: a list header without it reads as a spammer's to filters.
+#[derive(Debug, Clone)]
+pub struct ListId(pub String);
+
+impl ListId {
+    /// The patients' list of the sender's domain; its description reveals no treatment.
+    pub fn for_sender(from: &Mailbox) -> ListId {
+        ListId(format!(
+            "Group meetings <group-meetings.{}>",
+            from.email.domain()
+        ))
+    }
+}
+
+impl Header for ListId {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Id")
+    }
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(ListId(s.to_string()))
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
 /// A calendar file to attach.
 #[derive(Debug, Clone)]
 pub struct CalendarFile {
@@ -116,6 +143,7 @@ pub fn build_message(from: &Mailbox, mail: &Outgoing) -> anyhow::Result<Message>
         .header(CohortsKind(mail.kind.clone()));
     if let Some(url) = &mail.unsubscribe_url {
         builder = builder
+            .header(ListId::for_sender(from))
             .header(ListUnsubscribe(url.clone()))
             .header(ListUnsubscribePost);
     }
@@ -148,16 +176,19 @@ pub fn format_when(at: DateTime<Utc>, tz: Tz) -> String {
     format!("{} ({})", local.format("%A %-d %B %Y, %H:%M %Z"), tz.name())
 }
 
+/// `Tuesday 1 December 2026, 18:00 PST`: for a list under a line that names the zone
+/// once (the abbreviation is each date's own, PST or PDT).
+pub fn format_local(at: DateTime<Utc>, tz: Tz) -> String {
+    at.with_timezone(&tz)
+        .format("%A %-d %B %Y, %H:%M %Z")
+        .to_string()
+}
+
 /// `Tue 1 Dec, 18:00 PST` for subjects.
 pub fn format_short(at: DateTime<Utc>, tz: Tz) -> String {
     at.with_timezone(&tz)
         .format("%a %-d %b, %H:%M %Z")
         .to_string()
-}
-
-/// The zone named as a patient reads it: `America/Vancouver (PST)`.
-pub fn zone_label(at: DateTime<Utc>, tz: Tz) -> String {
-    format!("{} ({})", tz.name(), at.with_timezone(&tz).format("%Z"))
 }
 
 /// Whether a patient's text reveals treatment: a forbidden word or the program's name.
@@ -253,6 +284,7 @@ mod tests {
         assert!(raw.contains("X-Cohorts-Kind: reminder\r\n"), "{raw}");
         assert!(raw.contains("List-Unsubscribe: <http://127.0.0.1/p/t/unsubscribe>\r\n"));
         assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+        assert!(raw.contains("List-Id: Group meetings <group-meetings.localhost>\r\n"));
         assert!(raw.contains("Message-ID: <abc@cohorts>\r\n"));
         assert!(raw.contains("multipart/alternative"));
     }

@@ -77,6 +77,9 @@ const FILES: &[(&str, &str)] = embedded!(
     "email/follow_up_escalated/subject.hbs",
     "email/follow_up_escalated/body.txt.hbs",
     "email/follow_up_escalated/body.html.hbs",
+    "email/partials/layout.html.hbs",
+    "email/partials/answer.txt.hbs",
+    "email/partials/answer.html.hbs",
     "email/partials/footer.txt.hbs",
     "email/partials/footer.html.hbs",
     "email/partials/place.txt.hbs",
@@ -161,13 +164,19 @@ impl Templates {
             .text
             .render(&format!("email/{kind}/body.txt"), context)
             .with_context(|| format!("rendering the {kind} text"))?;
+        // A subject is one line, whatever a template or a value did.
+        let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+        // The HTML part is a whole document whose <title> is the subject.
+        let mut html_context = context.clone();
+        if let Some(fields) = html_context.as_object_mut() {
+            fields.insert("subject".into(), Value::String(subject.clone()));
+        }
         let html = self
             .html
-            .render(&format!("email/{kind}/body.html"), context)
+            .render(&format!("email/{kind}/body.html"), &html_context)
             .with_context(|| format!("rendering the {kind} HTML"))?;
         Ok(Rendered {
-            // A subject is one line, whatever a template or a value did.
-            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+            subject,
             text,
             html,
         })
@@ -192,13 +201,14 @@ pub fn sample_context(kind: &str, public_url: &str) -> Value {
         "unsubscribe_url": format!("{link}/unsubscribe"),
         "rsvp_url": link,
         "invitation_url": format!("{public_url}/p/sample-invitation"),
-        "zone": crate::email::zone_label(at, tz),
+        "zone": tz.name(),
         "when": when,
+        "next_when": crate::email::format_local(at, tz),
         "when_short": crate::email::format_short(at, tz),
         "old_when": crate::email::format_when(at - Duration::days(1), tz),
         "venue": "12 Example Street, Room 3",
         "join_url": "https://meet.example.org/sample",
-        "sessions": [{"when": crate::email::format_when(at, tz)}, {"when": crate::email::format_when(at + Duration::weeks(1), tz)}],
+        "sessions": [{"when": crate::email::format_local(at, tz)}, {"when": crate::email::format_local(at + Duration::weeks(1), tz)}],
         "group": "Group 1",
         "members": [
             {"name": "Sample Member One", "declined": false, "confirmed": true},

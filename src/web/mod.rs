@@ -79,6 +79,49 @@ pub async fn refuse_nul_in_query(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
+/// The pattern of [`fallback`], which request metrics label `unmatched`.
+pub const FALLBACK_PATTERN: &str = "/{unmatched:.*}";
+
+/// What no route answered, registered after every route of the app and of each scope:
+/// 405 with `Allow` when the path exists for other methods, else 404, in the API's
+/// error shape. A resource without routes answers with actix's own default, a 405
+/// whose `Allow` lists the methods the router tried on this path (none: no such path).
+pub fn fallback() -> actix_web::Resource<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::resource(FALLBACK_PATTERN).wrap(actix_web::middleware::from_fn(method_or_not_found))
+}
+
+async fn method_or_not_found(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse, actix_web::Error> {
+    use actix_web::http::header::ALLOW;
+    let response = next.call(req).await?;
+    let error = match response
+        .headers()
+        .get(ALLOW)
+        .and_then(|value| value.to_str().ok())
+        .filter(|allow| !allow.is_empty())
+    {
+        Some(allow) => AppError::MethodNotAllowed {
+            allow: allow.to_string(),
+        },
+        None => AppError::NotFound,
+    };
+    let (req, _) = response.into_parts();
+    Ok(actix_web::dev::ServiceResponse::new(
+        req,
+        actix_web::ResponseError::error_response(&error),
+    ))
+}
+
 /// Path and query extraction errors in the API's error shape.
 pub fn extractor_errors(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))

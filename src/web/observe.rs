@@ -30,6 +30,7 @@ pub async fn observe(
     let method = req.method().to_string();
     let route = req
         .match_pattern()
+        .filter(|pattern| !pattern.ends_with(super::FALLBACK_PATTERN))
         .unwrap_or_else(|| "unmatched".to_string());
     let metrics = req
         .app_data::<actix_web::web::Data<Metrics>>()

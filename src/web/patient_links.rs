@@ -195,11 +195,23 @@ fn session_context(
     })
 }
 
+/// `?answer=yes|no` from a button in the email: the page opens with that answer ready to
+/// confirm. Only the form's POST records it (mail scanners follow links).
+fn chosen_answer(query: &str) -> Option<RsvpResponse> {
+    query.split('&').find_map(|pair| match pair {
+        "answer=yes" => Some(RsvpResponse::Yes),
+        "answer=no" => Some(RsvpResponse::No),
+        _ => None,
+    })
+}
+
 async fn show(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     mailer: web::Data<Mailer>,
     path: web::Path<String>,
 ) -> HttpResponse {
+    let chosen = chosen_answer(req.query_string());
     let token = path.into_inner();
     let claims = match verify(&state, &token) {
         Ok(claims) => claims,
@@ -223,7 +235,13 @@ async fn show(
     })
     .await;
     match result {
-        Ok(context) => page(&mailer, StatusCode::OK, "session", &context),
+        Ok(mut context) => {
+            if let Some(answer) = chosen.filter(|_| context["open"] == json!(true)) {
+                context["chosen"] = json!(response_label(answer));
+                context["chosen_yes"] = json!(answer == RsvpResponse::Yes);
+            }
+            page(&mailer, StatusCode::OK, "session", &context)
+        }
         Err(error) => error_page(&mailer, error),
     }
 }

@@ -54,15 +54,18 @@ fn starts(session: &SessionRow) -> DateTime<Utc> {
     session.starts_at.and_utc()
 }
 
+/// The VEVENT of a session; `offset` (from `outbox::calendar_offset`) keeps SEQUENCE
+/// rising across the recipient's own changes as well as the session's.
 fn event(
     session: &SessionRow,
     venue: &Option<String>,
     join_url: &Option<String>,
     cancelled: bool,
+    offset: i32,
 ) -> Event {
     Event {
         session_id: session.id,
-        sequence: session.ics_sequence,
+        sequence: session.ics_sequence.saturating_add(offset),
         starts_at: starts(session),
         duration_minutes: session.duration_minutes,
         summary: "Group meeting".into(),
@@ -130,18 +133,22 @@ fn compose_patient(
                 return Ok(Composed::Cancel("no session ahead".into()));
             };
             let (venue, join_url) = crate::service::place(program, Some(&cohort));
+            // The zone is named once, above the list: each time carries only its
+            // own abbreviation (PST in winter, PDT in summer).
             let sessions: Vec<Value> = upcoming
                 .iter()
-                .map(|s| json!({"when": email::format_when(starts(s), tz)}))
+                .map(|s| json!({"when": email::format_local(starts(s), tz)}))
                 .collect();
             context["sessions"] = json!(sessions);
-            context["zone"] = json!(email::zone_label(starts(first), tz));
+            context["next_when"] = json!(email::format_local(starts(first), tz));
+            context["zone"] = json!(tz.name());
             context["rsvp_url"] = json!(session_link(first));
             context["venue"] = json!(venue);
             context["join_url"] = json!(join_url);
+            let offset = crate::outbox::calendar_offset(conn, row, cohort.id)?;
             let events: Vec<Event> = upcoming
                 .iter()
-                .map(|s| event(s, &venue, &join_url, false))
+                .map(|s| event(s, &venue, &join_url, false, offset))
                 .collect();
             calendar = Some(CalendarFile {
                 method: Method::Request,
@@ -185,11 +192,13 @@ fn compose_patient(
                     .ok()
                     .and_then(|p| p["old_starts_at"].as_str().map(str::to_string))
                     .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-                    .map(|t| email::format_when(t.with_timezone(&Utc), tz))
+                    // The new time below names the zone.
+                    .map(|t| email::format_local(t.with_timezone(&Utc), tz))
                     .unwrap_or_else(|| "its earlier time".into());
                 context["old_when"] = json!(old);
             }
             if row.kind != MailKind::Reminder {
+                let offset = crate::outbox::calendar_offset(conn, row, cohort.id)?;
                 let method = if cancelled {
                     Method::Cancel
                 } else {
@@ -202,7 +211,7 @@ fn compose_patient(
                         program_tz(program),
                         &organizer,
                         &attendee,
-                        &[event(&session, &venue, &join_url, cancelled)],
+                        &[event(&session, &venue, &join_url, cancelled, offset)],
                         now,
                     ),
                 });
@@ -338,6 +347,7 @@ fn compose_facilitator(
                 // Staff get the group's page instead of a patient's RSVP and unsubscribe links.
                 context["cohort_url"] =
                     json!(format!("{}/staff/cohorts/{}", mailer.public_url, cohort.id));
+                let offset = crate::outbox::calendar_offset(conn, row, cohort.id)?;
                 let method = if cancelled {
                     Method::Cancel
                 } else {
@@ -353,7 +363,7 @@ fn compose_facilitator(
                             name: &facilitator.name,
                             email: &facilitator.email,
                         },
-                        &[event(&session, &venue, &join_url, cancelled)],
+                        &[event(&session, &venue, &join_url, cancelled, offset)],
                         now,
                     ),
                 });
@@ -395,7 +405,7 @@ fn compose_facilitator(
             .as_str()
             .and_then(|text| text.parse().ok())
             .map(role_label));
-        context["zone"] = json!(email::zone_label(starts(first), tz));
+        context["zone"] = json!(tz.name());
         context["slot"] = json!(slot(&upcoming, tz));
         context["first_when"] = json!(email::format_when(starts(first), tz));
         context["first_short"] = json!(email::format_short(starts(first), tz));
@@ -417,9 +427,10 @@ fn compose_facilitator(
         } else {
             Method::Cancel
         };
+        let offset = crate::outbox::calendar_offset(conn, row, cohort.id)?;
         let events: Vec<Event> = upcoming
             .iter()
-            .map(|s| event(s, &venue, &join_url, !assigned))
+            .map(|s| event(s, &venue, &join_url, !assigned, offset))
             .collect();
         calendar = Some(CalendarFile {
             method,

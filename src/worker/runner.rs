@@ -10,7 +10,7 @@ use crate::db::DbPool;
 use crate::email;
 use crate::email::Mailer;
 use crate::outbox::{self, OutboxRow};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Counter, Metrics};
 use chrono::{NaiveDateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -235,7 +235,7 @@ impl Worker {
                         "sent but not recorded"
                     );
                 }
-                self.metrics.increment("cohorts_mail_sent_total", 1);
+                self.metrics.increment(Counter::MailSent, 1);
                 Outcome::Sent
             }
             Err(error) => {
@@ -258,10 +258,10 @@ impl Worker {
                     );
                 }
                 if give_up {
-                    self.metrics.increment("cohorts_mail_failed_total", 1);
+                    self.metrics.increment(Counter::MailFailed, 1);
                     Outcome::Failed
                 } else {
-                    self.metrics.increment("cohorts_mail_retries_total", 1);
+                    self.metrics.increment(Counter::MailRetries, 1);
                     Outcome::Retry
                 }
             }

@@ -546,7 +546,7 @@ async fn withdrawn_unconsented_and_cancelled_get_nothing_more() {
             notice.html
         );
         assert_eq!(
-            notice.text.contains("Stop these emails"),
+            notice.text.contains("Unsubscribe: "),
             !to_staff,
             "{}",
             notice.text
@@ -721,7 +721,7 @@ async fn leads_preview_every_template_with_sample_data() {
         // staff page.
         if cohorts::email::is_patient_kind(kind) {
             let text = body["text"].as_str().expect("text");
-            assert!(text.contains("Stop these emails"), "{kind}: {text}");
+            assert!(text.contains("Unsubscribe: "), "{kind}: {text}");
             assert!(!text.contains("/staff/"), "{kind}: {text}");
         }
     }
@@ -894,4 +894,173 @@ async fn two_workers_on_one_postgres_database_deliver_without_duplicates() {
     );
     let (received, distinct, duplicates) = tally(&app.mail.messages());
     assert_eq!((received, distinct, duplicates), (total, total, 0));
+}
+
+/// What every patient email's HTML part must be: a whole document (what the Nu validator
+/// checks in CI), no text under 16 px, list headers a filter trusts, no "stop these
+/// emails" wording (SpamAssassin's END_FUTURE_EMAILS).
+fn assert_patient_html(mail: &Seen) {
+    let html = mail.html.trim_start();
+    assert!(
+        html.to_lowercase().starts_with("<!doctype html>"),
+        "{}: a whole document: {html}",
+        mail.kind
+    );
+    assert!(html.contains("<html lang=\"en\">"), "{}: {html}", mail.kind);
+    assert!(html.contains("<meta charset=\"utf-8\">"), "{}", mail.kind);
+    assert!(
+        html.contains(&format!("<title>{}</title>", mail.subject)),
+        "{}: the subject as title",
+        mail.kind
+    );
+    for size in html.split("font-size:").skip(1) {
+        let px: u32 = size
+            .split("px")
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{}: font sizes in px: {size}", mail.kind));
+        assert!(px >= 16, "{}: text of {px} px", mail.kind);
+    }
+    assert!(
+        mail.raw
+            .contains("\r\nList-Id: Group meetings <group-meetings."),
+        "{}: List-Id beside List-Unsubscribe",
+        mail.kind
+    );
+    let visible = mail.visible().to_lowercase();
+    assert!(!visible.contains("stop these emails"), "{}", mail.kind);
+    assert!(visible.contains("unsubscribe"), "{}", mail.kind);
+}
+
+/// The two answer buttons' links, as paths: (yes, no).
+fn answer_buttons(mail: &Seen) -> (String, String) {
+    let button = |label: &str, answer: &str| {
+        let end = mail
+            .html
+            .find(&format!(">{label}</a>"))
+            .unwrap_or_else(|| panic!("{}: a {label:?} button: {}", mail.kind, mail.html));
+        let start = mail.html[..end].rfind("href=\"").expect("href") + 6;
+        let href = &mail.html[start..end];
+        let href = &href[..href.find('"').expect("end of href")];
+        assert!(
+            href.ends_with(&format!("?answer={answer}")),
+            "{}: {href}",
+            mail.kind
+        );
+        href[href.find("/p/").expect("a patient link")..].to_string()
+    };
+    (
+        button("I'll be there", "yes"),
+        button("I can't make it", "no"),
+    )
+}
+
+#[tokio::test]
+async fn patient_mail_is_a_whole_document_with_the_next_meeting_first_and_two_answer_buttons() {
+    let app = spawn_app().await;
+    let s = scenario(&app, Duration::minutes(90), &PEOPLE[..1]).await;
+    let ana = &s.members[0];
+    let mine = |kind: &str| {
+        of_kind(&app.mail, kind)
+            .into_iter()
+            .find(|m| m.envelope_to == vec![ana.email.clone()])
+    };
+    wait_kind(&app.mail, "welcome", 1).await;
+    wait_kind(&app.mail, "reminder", 1).await;
+    let (second, third) = (
+        s.sessions[1]["id"].as_i64().expect("id"),
+        s.sessions[2]["id"].as_i64().expect("id"),
+    );
+    let moved_to = (Utc::now() + Duration::days(20)).to_rfc3339();
+    let response = app
+        .patch(
+            &format!("/api/v1/sessions/{second}"),
+            &s.lead,
+            &json!({"starts_at": moved_to}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let response = app
+        .patch(
+            &format!("/api/v1/sessions/{third}"),
+            &s.lead,
+            &json!({"status": "cancelled"}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let invited = queue_invitations(&app, s.program, 1);
+    wait_kind(&app.mail, "session_changed", 3).await;
+    wait_kind(&app.mail, "session_cancelled", 3).await;
+    let invitations = wait_kind(&app.mail, "peer_invitation", 1).await;
+    assert_eq!(invitations[0].envelope_to, invited);
+
+    let zone = "America/Vancouver";
+    let first = local(&s.sessions[0]["starts_at"], zone);
+    let welcome = mine("welcome").expect("welcome");
+    let reminder = mine("reminder").expect("reminder");
+    let changed = mine("session_changed").expect("session_changed");
+    let cancelled = mine("session_cancelled").expect("session_cancelled");
+    for mail in [&welcome, &reminder, &changed, &cancelled, &invitations[0]] {
+        assert_patient_html(mail);
+    }
+    // The meeting the mail is about comes first, in large type, with where to join.
+    for (mail, when) in [
+        (&welcome, first.clone()),
+        (&reminder, first.clone()),
+        (&changed, local(&json!(moved_to), zone)),
+        (&cancelled, local(&s.sessions[2]["starts_at"], zone)),
+    ] {
+        let at = mail.html.find(&when).unwrap_or_else(|| panic!("{when}"));
+        let hello = mail.html.find("Hello ").expect("greeting");
+        assert!(at < hello, "{}: the meeting before the greeting", mail.kind);
+        assert!(
+            mail.html[..at].contains("font-size:22px"),
+            "{}: prominent",
+            mail.kind
+        );
+        if mail.kind != "session_cancelled" {
+            let join = mail
+                .html
+                .find("https://meet.example.org/harbour-room")
+                .expect("join link");
+            assert!(join < hello, "{}: the join link with it", mail.kind);
+        }
+    }
+    // The welcome names the zone once, with no abbreviation that holds for one season.
+    for part in [&welcome.text, &welcome.html] {
+        assert_eq!(part.matches(zone).count(), 1, "{part}");
+        assert!(!part.contains(&format!("{zone} (")), "{part}");
+    }
+    // The buttons open the answer page with the choice ready; only confirming records it.
+    for mail in [&welcome, &reminder, &changed] {
+        let (yes, no) = answer_buttons(mail);
+        let plain = yes.trim_end_matches("?answer=yes");
+        assert_eq!(no.trim_end_matches("?answer=no"), plain);
+        for (path, ready) in [
+            (&yes, "Confirm: I'll be there"),
+            (&no, "Confirm: I can't make it"),
+        ] {
+            let page = app.client.get(app.url(path)).send().await.expect("page");
+            assert_eq!(page.status(), 200);
+            let html = page.text().await.expect("html");
+            let ready_escaped = ready.replace('\'', "&#x27;");
+            assert!(
+                html.contains(ready) || html.contains(&ready_escaped),
+                "{path}: {html}"
+            );
+        }
+    }
+    let view: Value = app
+        .get(&format!("/api/v1/cohorts/{}", s.cohort), &s.lead)
+        .await
+        .json()
+        .await
+        .expect("cohort");
+    for session in view["sessions"].as_array().expect("sessions") {
+        assert_eq!(
+            session["rsvp"],
+            json!({"yes": 0, "no": 0}),
+            "a GET records nothing"
+        );
+    }
 }

@@ -599,3 +599,101 @@ async fn an_at_risk_member_is_escalated_to_the_leads_at_once() {
         .iter()
         .all(|m| r.facilitator_emails.contains(&m.envelope_to[0])));
 }
+
+#[tokio::test]
+async fn every_calendar_message_about_a_session_carries_a_higher_sequence_than_the_last() {
+    let app = spawn_app().await;
+    let s = scenario(&app, Duration::days(3), &PEOPLE).await;
+    let (therapist, nurse) = (s.facilitators[0], s.facilitators[1]);
+    let therapist_email = email_of(&app, &s.lead, therapist).await;
+    wait_kind(&app.mail, ASSIGNMENT, 2).await;
+    // The second session moves: a REQUEST to the team.
+    let second = s.sessions[1]["id"].as_i64().expect("id");
+    let moved_to = (Utc::now() + Duration::days(12)).to_rfc3339();
+    let response = app
+        .patch(
+            &format!("/api/v1/sessions/{second}"),
+            &s.lead,
+            &json!({"starts_at": moved_to}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    wait_kind(&app.mail, "session_changed", 2).await;
+    // The therapist leaves (CANCEL of every session ahead), then comes back (REQUEST).
+    put_team(
+        &app,
+        &s.lead,
+        s.cohort,
+        json!([{"facilitator_id": nurse, "role": "lead"}]),
+    )
+    .await;
+    wait_kind(&app.mail, UNASSIGNED, 1).await;
+    put_team(
+        &app,
+        &s.lead,
+        s.cohort,
+        json!([{"facilitator_id": nurse, "role": "lead"},
+               {"facilitator_id": therapist, "role": "co_facilitator"}]),
+    )
+    .await;
+    wait_kind(&app.mail, ASSIGNMENT, 3).await;
+    settle().await;
+
+    // What the therapist's calendar received, in order: (kind, METHOD, UID → SEQUENCE).
+    type Sequences = Vec<(String, i64)>;
+    let received: Vec<(String, String, Sequences)> = app
+        .mail
+        .messages()
+        .iter()
+        .map(crate::mail::seen)
+        .filter(|m| m.envelope_to == vec![therapist_email.clone()])
+        .filter_map(|m| {
+            let ics = m.ics.clone()?;
+            let method = if ics.contains("METHOD:CANCEL") {
+                "CANCEL"
+            } else {
+                "REQUEST"
+            };
+            let events = vevents(&ics)
+                .iter()
+                .map(|e| {
+                    let sequence = e["SEQUENCE"].parse().expect("a number");
+                    (e["UID"].clone(), sequence)
+                })
+                .collect();
+            Some((m.kind.clone(), method.to_string(), events))
+        })
+        .collect();
+    let kinds: Vec<(&str, &str)> = received
+        .iter()
+        .map(|(kind, method, _)| (kind.as_str(), method.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (ASSIGNMENT, "REQUEST"),
+            ("session_changed", "REQUEST"),
+            (UNASSIGNED, "CANCEL"),
+            (ASSIGNMENT, "REQUEST"),
+        ]
+    );
+    let mut last: std::collections::HashMap<String, (i64, &str)> = Default::default();
+    for (kind, _, events) in &received {
+        for (uid, sequence) in events {
+            if let Some((before, earlier)) = last.get(uid) {
+                assert!(
+                    sequence > before,
+                    "{uid}: SEQUENCE {sequence} in {kind} after {before} in {earlier}: {received:?}"
+                );
+            }
+            last.insert(uid.clone(), (*sequence, kind.as_str()));
+        }
+    }
+    let first = format!("session-{}@cohorts", s.sessions[0]["id"]);
+    let of_first: Vec<i64> = received
+        .iter()
+        .filter_map(|(_, _, events)| events.iter().find(|(uid, _)| *uid == first))
+        .map(|(_, sequence)| *sequence)
+        .collect();
+    assert_eq!(of_first.len(), 3, "assigned, removed, back: {received:?}");
+}

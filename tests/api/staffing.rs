@@ -150,3 +150,41 @@ async fn the_workload_view_shows_active_cohorts_and_sessions_per_week() {
         .expect("json");
     assert!(without["facilitators"][0].get("load").is_none());
 }
+
+#[tokio::test]
+async fn an_unknown_role_names_the_field_and_the_roles_there_are() {
+    let app = spawn_app().await;
+    let (_, lead, cohort, therapist, nurse) = staffed_cohort(&app).await;
+    let path = format!("/api/v1/cohorts/{cohort}/facilitators");
+    for (body, field) in [
+        (
+            json!([{"facilitator_id": therapist, "role": "lead"},
+                   {"facilitator_id": nurse, "role": "captain"}]),
+            "[1].role",
+        ),
+        (
+            json!({"facilitators": [{"facilitator_id": therapist, "role": "captain"}],
+                   "override_reason": "testing"}),
+            "facilitators[0].role",
+        ),
+    ] {
+        let response = app
+            .request(reqwest::Method::PUT, &path, Some(&lead), Some(&body))
+            .await;
+        let error = crate::helpers::assert_field_error(response, field).await;
+        let message = error["error"]["fields"][field].as_str().expect("message");
+        assert!(
+            message.contains("lead") && message.contains("co_facilitator"),
+            "the roles there are: {error}"
+        );
+        assert!(message.contains("captain"), "what was sent: {error}");
+    }
+    // Nothing changed.
+    let view: Value = app
+        .get(&format!("/api/v1/cohorts/{cohort}"), &lead)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(view["facilitators"].as_array().map(Vec::len), Some(2));
+}

@@ -227,3 +227,70 @@ fn cohorts_user(
         .expect("query")
         .expect("user")
 }
+
+/// Every patient email's HTML part as a mail client would show it, on a phone and on a
+/// desktop: one column that fits, no text under 16 px, the answer buttons whole and on
+/// screen. Screenshots: mail-<kind>-<width>.png.
+#[tokio::test]
+async fn each_patient_mail_fits_a_phone_and_a_desktop_with_readable_text() {
+    use cohorts::email::templates::{sample_context, PATIENT_KINDS};
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let templates = cohorts::email::Templates::load(None).expect("templates");
+    let dir = tempfile::tempdir().expect("temp dir");
+    for kind in PATIENT_KINDS {
+        let context = sample_context(kind, "https://cohorts.example.org");
+        let html = templates.render(kind, &context).expect("renders").html;
+        let file = dir.path().join(format!("{kind}.html"));
+        std::fs::write(&file, html).expect("write");
+        for width in [375, 800] {
+            browser.size((width, 900)).await;
+            browser.go(&format!("file://{}", file.display())).await;
+            let measured = browser
+                .client
+                .execute(
+                    "const sizes = Array.from(document.querySelectorAll('p, li, a, strong'))
+                         .filter(e => e.textContent.trim() !== '')
+                         .map(e => parseFloat(getComputedStyle(e).fontSize));
+                     const buttons = Array.from(document.querySelectorAll('a[href*=\"?answer=\"]'))
+                         .map(e => e.getBoundingClientRect())
+                         .map(r => [r.left, r.right, r.height]);
+                     return [document.documentElement.scrollWidth, window.innerWidth,
+                             Math.min(...sizes), buttons];",
+                    vec![],
+                )
+                .await
+                .expect("measured");
+            let scroll_width = measured[0].as_f64().expect("scroll width");
+            let viewport = measured[1].as_f64().expect("viewport");
+            let smallest = measured[2].as_f64().expect("font size");
+            assert!(
+                scroll_width <= viewport,
+                "{kind} at {width}: {scroll_width} px wide in {viewport}"
+            );
+            assert!(smallest >= 16.0, "{kind} at {width}: text of {smallest} px");
+            let buttons = measured[3].as_array().expect("buttons");
+            if ["welcome", "reminder", "session_changed"].contains(&kind) {
+                assert_eq!(buttons.len(), 2, "{kind}: two answer buttons");
+            }
+            for button in buttons {
+                let (left, right, height) = (
+                    button[0].as_f64().unwrap_or(-1.0),
+                    button[1].as_f64().unwrap_or(f64::MAX),
+                    button[2].as_f64().unwrap_or(0.0),
+                );
+                assert!(
+                    left >= 0.0 && right <= viewport,
+                    "{kind} at {width}: {button}"
+                );
+                assert!(
+                    height >= 40.0,
+                    "{kind} at {width}: a button {height} px high"
+                );
+            }
+            browser.shot(&format!("mail-{kind}"), (width, 900)).await;
+        }
+    }
+    browser.close().await;
+}
