@@ -150,17 +150,9 @@ fn compose_patient(
                 .iter()
                 .map(|s| event(s, &venue, &join_url, false, offset))
                 .collect();
-            calendar = Some(CalendarFile {
-                method: Method::Request,
-                content: ics::calendar(
-                    Method::Request,
-                    program_tz(program),
-                    &organizer,
-                    &attendee,
-                    &events,
-                    now,
-                ),
-            });
+            calendar = Some(calendar_file(
+                program, &organizer, &attendee, false, &events, now,
+            ));
         }
         MailKind::Reminder | MailKind::SessionChanged | MailKind::SessionCancelled => {
             let session = cohorts::find_session(conn, row.entity_id)?;
@@ -199,22 +191,10 @@ fn compose_patient(
             }
             if row.kind != MailKind::Reminder {
                 let offset = crate::outbox::calendar_offset(conn, row, cohort.id)?;
-                let method = if cancelled {
-                    Method::Cancel
-                } else {
-                    Method::Request
-                };
-                calendar = Some(CalendarFile {
-                    method,
-                    content: ics::calendar(
-                        method,
-                        program_tz(program),
-                        &organizer,
-                        &attendee,
-                        &[event(&session, &venue, &join_url, cancelled, offset)],
-                        now,
-                    ),
-                });
+                let events = [event(&session, &venue, &join_url, cancelled, offset)];
+                calendar = Some(calendar_file(
+                    program, &organizer, &attendee, cancelled, &events, now,
+                ));
             }
         }
         MailKind::PeerInvitation => {
@@ -265,6 +245,33 @@ fn compose_patient(
     })))
 }
 
+/// The recipient's .ics: `events` as a request, or withdrawn as a cancellation.
+fn calendar_file(
+    program: &ProgramRow,
+    organizer: &str,
+    attendee: &Attendee<'_>,
+    cancelled: bool,
+    events: &[Event],
+    now: DateTime<Utc>,
+) -> CalendarFile {
+    let method = if cancelled {
+        Method::Cancel
+    } else {
+        Method::Request
+    };
+    CalendarFile {
+        method,
+        content: ics::calendar(
+            method,
+            program_tz(program),
+            organizer,
+            attendee,
+            events,
+            now,
+        ),
+    }
+}
+
 fn program_tz(program: &ProgramRow) -> Tz {
     program.timezone.parse().unwrap_or(chrono_tz::UTC)
 }
@@ -280,15 +287,19 @@ fn compose_facilitator(
         return Ok(Composed::Cancel("the facilitator no longer exists".into()));
     };
     let tz = crate::service::zone(Some(&facilitator.timezone), &program.timezone);
+    let attendee = Attendee {
+        name: &facilitator.name,
+        email: &facilitator.email,
+    };
     let mut context = json!({"name": facilitator.name});
     let mut calendar = None;
-    let session_kinds = [
-        "facilitator_roster",
-        "attendance_missing",
-        "session_changed",
-        "session_cancelled",
-    ];
-    if session_kinds.contains(&row.kind.as_str()) {
+    if matches!(
+        row.kind,
+        MailKind::FacilitatorRoster
+            | MailKind::AttendanceMissing
+            | MailKind::SessionChanged
+            | MailKind::SessionCancelled
+    ) {
         let session = cohorts::find_session(conn, row.entity_id)?;
         let cohort = cohorts::find(conn, session.cohort_id)?;
         let on_team = cohorts::team(conn, cohort.id)?
@@ -348,25 +359,15 @@ fn compose_facilitator(
                 context["cohort_url"] =
                     json!(format!("{}/staff/cohorts/{}", mailer.public_url, cohort.id));
                 let offset = crate::outbox::calendar_offset(conn, row, cohort.id)?;
-                let method = if cancelled {
-                    Method::Cancel
-                } else {
-                    Method::Request
-                };
-                calendar = Some(CalendarFile {
-                    method,
-                    content: ics::calendar(
-                        method,
-                        program_tz(program),
-                        mailer.from.email.as_ref(),
-                        &Attendee {
-                            name: &facilitator.name,
-                            email: &facilitator.email,
-                        },
-                        &[event(&session, &venue, &join_url, cancelled, offset)],
-                        now,
-                    ),
-                });
+                let events = [event(&session, &venue, &join_url, cancelled, offset)];
+                calendar = Some(calendar_file(
+                    program,
+                    mailer.from.email.as_ref(),
+                    &attendee,
+                    cancelled,
+                    &events,
+                    now,
+                ));
             }
             _ => {}
         }
@@ -422,30 +423,19 @@ fn compose_facilitator(
         context["join_url"] = json!(join_url);
         context["unsubscribe_url"] = json!(null);
         // The sessions go into the facilitator's calendar, or come out of it.
-        let method = if assigned {
-            Method::Request
-        } else {
-            Method::Cancel
-        };
         let offset = crate::outbox::calendar_offset(conn, row, cohort.id)?;
         let events: Vec<Event> = upcoming
             .iter()
             .map(|s| event(s, &venue, &join_url, !assigned, offset))
             .collect();
-        calendar = Some(CalendarFile {
-            method,
-            content: ics::calendar(
-                method,
-                program_tz(program),
-                mailer.from.email.as_ref(),
-                &Attendee {
-                    name: &facilitator.name,
-                    email: &facilitator.email,
-                },
-                &events,
-                now,
-            ),
-        });
+        calendar = Some(calendar_file(
+            program,
+            mailer.from.email.as_ref(),
+            &attendee,
+            !assigned,
+            &events,
+            now,
+        ));
     } else if row.kind == MailKind::FollowUp {
         let payload: Value = serde_json::from_str(&row.payload).context("follow-up payload")?;
         let patient_id = payload["patient_id"]
