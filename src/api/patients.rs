@@ -12,7 +12,7 @@ use crate::error::{AppError, AppResult, FieldErrors};
 use crate::service::patients::*;
 use crate::web::patch::merged;
 use crate::web::CurrentUser;
-use crate::web::{db, AppState, Json};
+use crate::web::{db, write, AppState, Json};
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -183,92 +183,90 @@ async fn patch(
     if !patch.is_object() {
         return Err(AppError::field("body", "must be a JSON object"));
     }
-    let document = db(&state, move |conn| {
-        write_transaction(conn, |conn| {
-            let row = patient_for_lead(conn, &actor, id)?;
-            let before = serde_json::to_value(PatientDocument {
-                name: row.name.clone(),
-                email: row.email.clone(),
-                timezone: row.timezone.clone(),
-                email_consent: row.email_consent,
-                status: row.status.clone(),
-            })
-            .map_err(|error| anyhow::anyhow!("serialising a patient: {error}"))?;
-            let (merged, changed): (PatientDocument, _) = merged(&before, &patch)?;
-            let mut errors = FieldErrors::new();
-            let valid = PatientInput {
-                name: merged.name,
-                email: merged.email,
-                timezone: merged.timezone,
-                email_consent: merged.email_consent,
-            }
-            .validate()
-            .map_err(|e| errors.extend(e))
-            .ok();
-            let target = merged
-                .status
-                .parse::<PatientStatus>()
-                .map_err(|e| errors.insert("status".into(), e))
-                .ok();
-            AppError::check(errors)?;
-            let (Some(valid), Some(target)) = (valid, target) else {
-                return Err(anyhow::anyhow!("patient validation lost an error").into());
-            };
-            let current: PatientStatus = row
-                .status
-                .parse()
-                .map_err(|e: String| anyhow::anyhow!("stored patient status: {e}"))?;
-            let status = current.set_by_hand(target).map_err(refused)?;
-            if valid.email.as_str() != row.email
-                && patients::email_taken(conn, row.program_id, valid.email.as_str(), Some(id))?
-            {
-                return Err(AppError::conflict(
-                    "another patient of this program has this email",
-                ));
-            }
-            if changed.is_empty() {
-                return patient_document(conn, row, true);
-            }
-            let now = database::now();
-            let consent_changed = valid.email_consent != row.email_consent;
-            if consent_changed && !valid.email_consent {
-                crate::outbox::cancel_for_patient(conn, id, "consent withdrawn", now)?;
-            }
-            if consent_changed {
-                patients::insert_consent_events(
-                    conn,
-                    &[NewConsentEvent {
-                        patient_id: id,
-                        email_consent: valid.email_consent,
-                        source: "lead",
-                        at: now,
-                    }],
-                )?;
-            }
-            patients::update(
-                conn,
-                id,
-                &PatientChanges {
-                    name: valid.name,
-                    email: valid.email.to_string(),
-                    timezone: valid.timezone,
-                    email_consent: valid.email_consent,
-                    consent_changed_at: if consent_changed {
-                        Some(now)
-                    } else {
-                        row.consent_changed_at
-                    },
-                    status: status.as_str().into(),
-                    updated_at: now,
-                },
-            )?;
-            audit::record(
-                conn,
-                patient_audit(&actor, "update", id, row.program_id, changed),
-            )?;
-            let row = patients::find(conn, id)?;
-            patient_document(conn, row, true)
+    let document = write(&state, move |conn| {
+        let row = patient_for_lead(conn, &actor, id)?;
+        let before = serde_json::to_value(PatientDocument {
+            name: row.name.clone(),
+            email: row.email.clone(),
+            timezone: row.timezone.clone(),
+            email_consent: row.email_consent,
+            status: row.status.clone(),
         })
+        .map_err(|error| anyhow::anyhow!("serialising a patient: {error}"))?;
+        let (merged, changed): (PatientDocument, _) = merged(&before, &patch)?;
+        let mut errors = FieldErrors::new();
+        let valid = PatientInput {
+            name: merged.name,
+            email: merged.email,
+            timezone: merged.timezone,
+            email_consent: merged.email_consent,
+        }
+        .validate()
+        .map_err(|e| errors.extend(e))
+        .ok();
+        let target = merged
+            .status
+            .parse::<PatientStatus>()
+            .map_err(|e| errors.insert("status".into(), e))
+            .ok();
+        AppError::check(errors)?;
+        let (Some(valid), Some(target)) = (valid, target) else {
+            return Err(anyhow::anyhow!("patient validation lost an error").into());
+        };
+        let current: PatientStatus = row
+            .status
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("stored patient status: {e}"))?;
+        let status = current.set_by_hand(target).map_err(refused)?;
+        if valid.email.as_str() != row.email
+            && patients::email_taken(conn, row.program_id, valid.email.as_str(), Some(id))?
+        {
+            return Err(AppError::conflict(
+                "another patient of this program has this email",
+            ));
+        }
+        if changed.is_empty() {
+            return patient_document(conn, row, true);
+        }
+        let now = database::now();
+        let consent_changed = valid.email_consent != row.email_consent;
+        if consent_changed && !valid.email_consent {
+            crate::outbox::cancel_for_patient(conn, id, "consent withdrawn", now)?;
+        }
+        if consent_changed {
+            patients::insert_consent_events(
+                conn,
+                &[NewConsentEvent {
+                    patient_id: id,
+                    email_consent: valid.email_consent,
+                    source: "lead",
+                    at: now,
+                }],
+            )?;
+        }
+        patients::update(
+            conn,
+            id,
+            &PatientChanges {
+                name: valid.name,
+                email: valid.email.to_string(),
+                timezone: valid.timezone,
+                email_consent: valid.email_consent,
+                consent_changed_at: if consent_changed {
+                    Some(now)
+                } else {
+                    row.consent_changed_at
+                },
+                status: status.as_str().into(),
+                updated_at: now,
+            },
+        )?;
+        audit::record(
+            conn,
+            patient_audit(&actor, "update", id, row.program_id, changed),
+        )?;
+        let row = patients::find(conn, id)?;
+        patient_document(conn, row, true)
     })
     .await?;
     Ok(HttpResponse::Ok().json(document))
@@ -290,40 +288,38 @@ async fn add_dosing(
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
     let request = body.0;
-    let document = db(&state, move |conn| {
-        write_transaction(conn, |conn| {
-            let row = patient_for_lead(conn, &actor, id)?;
-            let program_row = program::find(conn, row.program_id)?;
-            let dosing = validate_dosing(
-                &request.dosed_at,
-                request.modality.as_deref(),
-                program_modality(&program_row)?,
-                Utc::now(),
-            )
-            .map_err(AppError::Validation)?;
-            let current: PatientStatus = row
-                .status
-                .parse()
-                .map_err(|e: String| anyhow::anyhow!("stored patient status: {e}"))?;
-            let next = current.after_dosing().map_err(refused)?;
-            let now = database::now();
-            let dosing_id = patients::insert_dosing(conn, &dosing.row(id, now))?;
-            patients::set_status(conn, &[id], next.as_str(), now)?;
-            audit::record(
-                conn,
-                AuditEvent {
-                    actor_user_id: Some(actor.id),
-                    action: "record_dosing",
-                    entity: "patient",
-                    entity_id: id,
-                    program_id: Some(row.program_id),
-                    changed_fields: vec!["dosings".into(), "status".into()],
-                    detail: Some(format!("dosing {dosing_id}")),
-                },
-            )?;
-            let row = patients::find(conn, id)?;
-            patient_document(conn, row, true)
-        })
+    let document = write(&state, move |conn| {
+        let row = patient_for_lead(conn, &actor, id)?;
+        let program_row = program::find(conn, row.program_id)?;
+        let dosing = validate_dosing(
+            &request.dosed_at,
+            request.modality.as_deref(),
+            program_modality(&program_row)?,
+            Utc::now(),
+        )
+        .map_err(AppError::Validation)?;
+        let current: PatientStatus = row
+            .status
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("stored patient status: {e}"))?;
+        let next = current.after_dosing().map_err(refused)?;
+        let now = database::now();
+        let dosing_id = patients::insert_dosing(conn, &dosing.row(id, now))?;
+        patients::set_status(conn, &[id], next.as_str(), now)?;
+        audit::record(
+            conn,
+            AuditEvent {
+                actor_user_id: Some(actor.id),
+                action: "record_dosing",
+                entity: "patient",
+                entity_id: id,
+                program_id: Some(row.program_id),
+                changed_fields: vec!["dosings".into(), "status".into()],
+                detail: Some(format!("dosing {dosing_id}")),
+            },
+        )?;
+        let row = patients::find(conn, id)?;
+        patient_document(conn, row, true)
     })
     .await?;
     Ok(HttpResponse::Created().json(document))
@@ -350,84 +346,81 @@ async fn add_exclusion(
     let request = body.0;
     let note = crate::types::optional_note(request.note.as_deref(), 1000)
         .map_err(|e| AppError::field("note", e))?;
-    let view = db(&state, move |conn| {
-        write_transaction(conn, |conn| {
-            let row = patient_for_lead(conn, &actor, id)?;
-            let (other_patient_id, facilitator_id) =
-                match (request.patient_id, request.facilitator_id) {
-                    (Some(other), None) => {
-                        if other == id {
-                            return Err(AppError::field(
-                                "patient_id",
-                                "a patient cannot be excluded from themself",
-                            ));
-                        }
-                        let other_row =
-                            patients::find(conn, other).map_err(|error| match error {
-                                diesel::result::Error::NotFound => {
-                                    AppError::field("patient_id", "no such patient")
-                                }
-                                other => other.into(),
-                            })?;
-                        if other_row.program_id != row.program_id {
-                            return Err(AppError::field(
-                                "patient_id",
-                                "must be a patient of the same program",
-                            ));
-                        }
-                        (Some(other), None)
+    let view = write(&state, move |conn| {
+        let row = patient_for_lead(conn, &actor, id)?;
+        let (other_patient_id, facilitator_id) = match (request.patient_id, request.facilitator_id)
+        {
+            (Some(other), None) => {
+                if other == id {
+                    return Err(AppError::field(
+                        "patient_id",
+                        "a patient cannot be excluded from themself",
+                    ));
+                }
+                let other_row = patients::find(conn, other).map_err(|error| match error {
+                    diesel::result::Error::NotFound => {
+                        AppError::field("patient_id", "no such patient")
                     }
-                    (None, Some(facilitator_id)) => {
-                        if !facilitator::exists(conn, facilitator_id)? {
-                            return Err(AppError::field("facilitator_id", "no such facilitator"));
-                        }
-                        (None, Some(facilitator_id))
-                    }
-                    _ => {
-                        return Err(AppError::field(
-                            "patient_id",
-                            "give exactly one of patient_id or facilitator_id",
-                        ))
-                    }
-                };
-            // A pair is stored once, lower id first, which makes it symmetric by construction.
-            let (owner, other) = match other_patient_id {
-                Some(other) if other < id => (other, Some(id)),
-                other => (id, other),
-            };
-            let exclusion_id = patients::insert_exclusion(
-                conn,
-                &NewExclusion {
-                    program_id: row.program_id,
-                    patient_id: owner,
-                    other_patient_id: other,
-                    facilitator_id,
-                    note,
-                    created_at: database::now(),
-                },
-            )
-            .map_err(|error| match AppError::from(error) {
-                AppError::Conflict { .. } => AppError::conflict("this exclusion already exists"),
-                other => other,
-            })?;
-            audit::record(
-                conn,
-                AuditEvent {
-                    actor_user_id: Some(actor.id),
-                    action: "add_exclusion",
-                    entity: "patient",
-                    entity_id: id,
-                    program_id: Some(row.program_id),
-                    changed_fields: vec!["exclusions".into()],
-                    detail: Some(format!("exclusion {exclusion_id}")),
-                },
-            )?;
-            let stored = patients::exclusions_of(conn, id)?
-                .into_iter()
-                .find(|e| e.id == exclusion_id)
-                .ok_or_else(|| anyhow::anyhow!("exclusion {exclusion_id} vanished"))?;
-            Ok(exclusion_view(&stored, id, true))
-        })
+                    other => other.into(),
+                })?;
+                if other_row.program_id != row.program_id {
+                    return Err(AppError::field(
+                        "patient_id",
+                        "must be a patient of the same program",
+                    ));
+                }
+                (Some(other), None)
+            }
+            (None, Some(facilitator_id)) => {
+                if !facilitator::exists(conn, facilitator_id)? {
+                    return Err(AppError::field("facilitator_id", "no such facilitator"));
+                }
+                (None, Some(facilitator_id))
+            }
+            _ => {
+                return Err(AppError::field(
+                    "patient_id",
+                    "give exactly one of patient_id or facilitator_id",
+                ))
+            }
+        };
+        // A pair is stored once, lower id first, which makes it symmetric by construction.
+        let (owner, other) = match other_patient_id {
+            Some(other) if other < id => (other, Some(id)),
+            other => (id, other),
+        };
+        let exclusion_id = patients::insert_exclusion(
+            conn,
+            &NewExclusion {
+                program_id: row.program_id,
+                patient_id: owner,
+                other_patient_id: other,
+                facilitator_id,
+                note,
+                created_at: database::now(),
+            },
+        )
+        .map_err(|error| match AppError::from(error) {
+            AppError::Conflict { .. } => AppError::conflict("this exclusion already exists"),
+            other => other,
+        })?;
+        audit::record(
+            conn,
+            AuditEvent {
+                actor_user_id: Some(actor.id),
+                action: "add_exclusion",
+                entity: "patient",
+                entity_id: id,
+                program_id: Some(row.program_id),
+                changed_fields: vec!["exclusions".into()],
+                detail: Some(format!("exclusion {exclusion_id}")),
+            },
+        )?;
+        let stored = patients::exclusions_of(conn, id)?
+            .into_iter()
+            .find(|e| e.id == exclusion_id)
+            .ok_or_else(|| anyhow::anyhow!("exclusion {exclusion_id} vanished"))?;
+        Ok(exclusion_view(&stored, id, true))
     })
     .await?;
     Ok(HttpResponse::Created().json(view))

@@ -2,7 +2,7 @@
 
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::program::{self, ProgramFields, ProgramRow};
-use crate::db::{self as database, write_transaction};
+use crate::db::{self as database};
 use crate::domain::program::{
     parse_timezone, AttendanceRules, CohortRules, PeerSupportRules, ProgramRules, ReminderRules,
     ScheduleRules, StaffingRules,
@@ -11,7 +11,7 @@ use crate::domain::Modality;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::types::{http_url, optional_text, required_text};
 use crate::web::patch::merged;
-use crate::web::{db, AppState, CurrentUser, Json};
+use crate::web::{db, write, AppState, CurrentUser, Json};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -165,23 +165,21 @@ async fn create(
 ) -> AppResult<HttpResponse> {
     actor.require_admin()?;
     let fields = body.0.validate()?;
-    let view = db(&state, move |conn| {
-        write_transaction(conn, |conn| {
-            let id = program::insert(conn, &fields, database::now())?;
-            audit::record(
-                conn,
-                AuditEvent {
-                    actor_user_id: Some(actor.id),
-                    action: "create",
-                    entity: "program",
-                    entity_id: id,
-                    program_id: Some(id),
-                    changed_fields: vec!["*".into()],
-                    detail: None,
-                },
-            )?;
-            ProgramView::try_from(program::find(conn, id)?)
-        })
+    let view = write(&state, move |conn| {
+        let id = program::insert(conn, &fields, database::now())?;
+        audit::record(
+            conn,
+            AuditEvent {
+                actor_user_id: Some(actor.id),
+                action: "create",
+                entity: "program",
+                entity_id: id,
+                program_id: Some(id),
+                changed_fields: vec!["*".into()],
+                detail: None,
+            },
+        )?;
+        ProgramView::try_from(program::find(conn, id)?)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -228,29 +226,27 @@ async fn patch(
     if !patch.is_object() {
         return Err(AppError::field("body", "must be a JSON object"));
     }
-    let view = db(&state, move |conn| {
-        write_transaction(conn, |conn| {
-            let current = ProgramView::try_from(program::find(conn, id)?)?;
-            let before = current.as_input_value()?;
-            let (input, changed): (ProgramInput, _) = merged(&before, &patch)?;
-            let fields = input.validate()?;
-            if !changed.is_empty() {
-                program::update(conn, id, &fields, database::now())?;
-                audit::record(
-                    conn,
-                    AuditEvent {
-                        actor_user_id: Some(actor.id),
-                        action: "update",
-                        entity: "program",
-                        entity_id: id,
-                        program_id: Some(id),
-                        changed_fields: changed,
-                        detail: None,
-                    },
-                )?;
-            }
-            ProgramView::try_from(program::find(conn, id)?)
-        })
+    let view = write(&state, move |conn| {
+        let current = ProgramView::try_from(program::find(conn, id)?)?;
+        let before = current.as_input_value()?;
+        let (input, changed): (ProgramInput, _) = merged(&before, &patch)?;
+        let fields = input.validate()?;
+        if !changed.is_empty() {
+            program::update(conn, id, &fields, database::now())?;
+            audit::record(
+                conn,
+                AuditEvent {
+                    actor_user_id: Some(actor.id),
+                    action: "update",
+                    entity: "program",
+                    entity_id: id,
+                    program_id: Some(id),
+                    changed_fields: changed,
+                    detail: None,
+                },
+            )?;
+        }
+        ProgramView::try_from(program::find(conn, id)?)
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))
