@@ -16,9 +16,6 @@
 # Knobs (defaults in brackets): BACKENDS [sqlite postgres], RUNS [7], WARMUP [2],
 # REPORT_QUERY [empty]: extra query parameters, e.g. `from=2024-01-01&to=2024-12-31` (the
 # member/cohort count checks then only warn).
-# WHAT [report]: `cohorts` times the cohort list of the same program instead,
-#   curl -w '%{time_total}' GET /api/v1/cohorts?program_id={id}
-# (JSON only; it must list the 1,000 cohorts).
 # PostgreSQL: role cohorts/cohorts on 127.0.0.1:5432 allowed to create databases.
 set -euo pipefail
 
@@ -29,7 +26,6 @@ BACKENDS="${BACKENDS:-sqlite postgres}"
 RUNS="${RUNS:-7}"
 WARMUP="${WARMUP:-2}"
 REPORT_QUERY="${REPORT_QUERY:-}"
-WHAT="${WHAT:-report}"
 EXPECT_COHORTS=1000
 EXPECT_MEMBERS=10000
 BENCH_EMAIL="bench@example.org"
@@ -58,8 +54,8 @@ time_get() {
     echo "$seconds"
 }
 
-printf '\n%s, %s warm-up + %s timed runs per format and backend, %s cores (%s)\n' \
-    "$([[ "$WHAT" == cohorts ]] && echo "cohort list" || echo "attendance report")" "$WARMUP" "$RUNS" "$(nproc)" "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
+printf '\nattendance report, %s warm-up + %s timed runs per format and backend, %s cores (%s)\n' \
+    "$WARMUP" "$RUNS" "$(nproc)" "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 printf 'load average at start: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 summary=()
 for backend in $BACKENDS; do
@@ -104,23 +100,6 @@ for backend in $BACKENDS; do
         -H 'content-type: application/json' -d "$body" | jq -r .token)"
     [[ -n "$TOKEN" && "$TOKEN" != null ]] || die "login as $BENCH_EMAIL failed"
 
-    if [[ "$WHAT" == cohorts ]]; then
-        url="$BASE_URL/api/v1/cohorts?program_id=$program_id"
-        for _ in $(seq 1 "$WARMUP"); do time_get "$backend-list" "$url" >/dev/null; done
-        times=()
-        for run in $(seq 1 "$RUNS"); do times+=("$(time_get "$backend-list" "$url")"); done
-        cohorts="$(jq '.cohorts | length' "$BENCH_TMP/$backend-list.out")"
-        bytes="$(wc -c <"$BENCH_TMP/$backend-list.out")"
-        [[ "$cohorts" == "$EXPECT_COHORTS" ]] || log "warning: $backend lists $cohorts cohorts (want $EXPECT_COHORTS)"
-        log "$backend cohort list: $cohorts cohorts, $bytes bytes; runs (s): ${times[*]}"
-        min="$(printf '%s\n' "${times[@]}" | sort -g | head -n1)"
-        med="$(printf '%s\n' "${times[@]}" | median)"
-        summary+=("$(printf '| %-8s | %-22s | %7.0f | %9.0f | %s |' "$backend" "cohorts ($cohorts, $bytes B)" \
-            "$(awk -v s="$min" 'BEGIN {print s * 1000}')" "$(awk -v s="$med" 'BEGIN {print s * 1000}')" \
-            "$(for t in "${times[@]}"; do awk -v s="$t" 'BEGIN {printf "%.0f ", s * 1000}'; done | sed 's/ $//')")")
-        stop_server
-        continue
-    fi
     url="$BASE_URL/api/v1/programs/$program_id/attendance-report?${REPORT_QUERY}"
     [[ -z "$REPORT_QUERY" ]] || log "report parameters: $REPORT_QUERY"
     for _ in $(seq 1 "$WARMUP"); do
