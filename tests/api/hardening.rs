@@ -820,3 +820,200 @@ async fn bad_input_is_a_clear_4xx_never_a_500() {
         );
     }
 }
+
+/// A therapist or nurse (by `credential`) free on Tuesdays, serving `programs`.
+fn pool_member(email: &str, credential: &str, programs: &[i64]) -> serde_json::Value {
+    let mut body = facilitator_body(email);
+    body["credentials"] = json!([credential]);
+    body["availability"] = json!([{"weekday": "tue", "start": "08:00", "end": "22:00"}]);
+    body["program_ids"] = json!(programs);
+    body
+}
+
+fn ids_in(listed: &serde_json::Value) -> Vec<i64> {
+    listed["facilitators"]
+        .as_array()
+        .expect("facilitators")
+        .iter()
+        .filter_map(|f| f["id"].as_i64())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_lead_reads_changes_and_staffs_only_facilitators_of_their_own_programs() {
+    let app = spawn_app().await;
+    let (program_a, lead_a) = app.program_with_lead().await;
+    let (program_b, lead_b) = app.program_with_lead().await;
+
+    // Lead B registers B's pair; they may name only B.
+    let created = app
+        .post(
+            "/api/v1/facilitators",
+            &lead_b,
+            &pool_member("b-therapist@example.org", "therapist", &[program_b]),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let created: serde_json::Value = created.json().await.expect("json");
+    assert_eq!(created["program_ids"], json!([program_b]));
+    let therapist = created["id"].as_i64().expect("id");
+    let nurse: serde_json::Value = app
+        .post(
+            "/api/v1/facilitators",
+            &lead_b,
+            &pool_member("b-nurse@example.org", "nurse", &[program_b]),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let nurse = nurse["id"].as_i64().expect("id");
+    error_body(
+        app.post(
+            "/api/v1/facilitators",
+            &lead_b,
+            &pool_member("sneak@example.org", "nurse", &[program_a]),
+        )
+        .await,
+        403,
+    )
+    .await;
+    assert_field_error(
+        app.post(
+            "/api/v1/facilitators",
+            &lead_b,
+            &facilitator_body("nowhere@example.org"),
+        )
+        .await,
+        "program_ids",
+    )
+    .await;
+
+    // Lead A neither lists, reads nor changes B's facilitators.
+    let listed = app.get_json("/api/v1/facilitators", &lead_a).await;
+    assert_eq!(ids_in(&listed), Vec::<i64>::new(), "{listed}");
+    assert!(!listed.to_string().contains("b-therapist@example.org"));
+    let path = format!("/api/v1/facilitators/{therapist}");
+    error_body(app.get(&path, &lead_a).await, 404).await;
+    for change in [
+        json!({"email": "lead-a@example.org"}),
+        json!({"active": false}),
+        json!({"program_ids": [program_a]}),
+    ] {
+        error_body(app.patch(&path, &lead_a, &change).await, 404).await;
+    }
+    let unchanged = app.get_json(&path, &app.admin_token).await;
+    assert_eq!(unchanged["email"], "b-therapist@example.org");
+    assert_eq!(unchanged["active"], true);
+    assert_eq!(unchanged["program_ids"], json!([program_b]));
+    // Lead B and the admin see them.
+    assert_eq!(
+        ids_in(&app.get_json("/api/v1/facilitators", &lead_b).await),
+        vec![therapist, nurse]
+    );
+    assert_eq!(
+        ids_in(&app.get_json("/api/v1/facilitators", &app.admin_token).await),
+        vec![therapist, nurse]
+    );
+
+    // Program A's cohort is staffed only from A's pool: empty, so formation leaves gaps,
+    // and a hand-set team of B's facilitators is refused, even with a reason.
+    app.waitlist(&lead_a, program_a, 4, 3).await;
+    let formed = app.form(&lead_a, program_a, false).await;
+    assert_eq!(formed.status(), 201);
+    let formed: serde_json::Value = formed.json().await.expect("json");
+    let cohort = formed["cohorts"][0]["id"].as_i64().expect("cohort");
+    assert_eq!(
+        formed["cohorts"][0]["staffing"]["complete"], false,
+        "{formed}"
+    );
+    let team_path = format!("/api/v1/cohorts/{cohort}/facilitators");
+    let outsiders = json!({
+        "facilitators": [
+            {"facilitator_id": therapist, "role": "lead"},
+            {"facilitator_id": nurse, "role": "co_facilitator"}
+        ],
+        "override_reason": "short of staff"
+    });
+    let refused = app
+        .request(
+            reqwest::Method::PUT,
+            &team_path,
+            Some(&lead_a),
+            Some(&outsiders),
+        )
+        .await;
+    assert_field_error(refused, "facilitators[0].facilitator_id").await;
+    let restaffed = app
+        .post(
+            &format!("/api/v1/cohorts/{cohort}/staffing"),
+            &lead_a,
+            &json!({}),
+        )
+        .await;
+    let restaffed: serde_json::Value = restaffed.json().await.expect("json");
+    assert_eq!(restaffed["facilitators"], json!([]), "{restaffed}");
+
+    // The admin lets the pair serve A as well: now A staffs with them.
+    for id in [therapist, nurse] {
+        let response = app
+            .patch(
+                &format!("/api/v1/facilitators/{id}"),
+                &app.admin_token,
+                &json!({"program_ids": [program_a, program_b]}),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    let staffed = app
+        .request(
+            reqwest::Method::PUT,
+            &team_path,
+            Some(&lead_a),
+            Some(&outsiders),
+        )
+        .await;
+    assert_eq!(staffed.status(), 200);
+    // Lead A sees only A among the programs, and cannot drop B.
+    let seen = app.get_json(&path, &lead_a).await;
+    assert_eq!(seen["program_ids"], json!([program_a]));
+    let kept = app
+        .patch(
+            &path,
+            &lead_a,
+            &json!({"program_ids": [], "name": "Robin T."}),
+        )
+        .await;
+    assert_eq!(kept.status(), 200);
+    let after = app.get_json(&path, &app.admin_token).await;
+    assert_eq!(after["program_ids"], json!([program_b]), "B stays");
+    error_body(
+        app.patch(
+            &format!("/api/v1/facilitators/{nurse}"),
+            &lead_a,
+            &json!({"program_ids": [program_b]}),
+        )
+        .await,
+        403,
+    )
+    .await;
+
+    // Program B's lead sees every change to their facilitator in their audit log.
+    let log = app
+        .get_json(
+            &format!("/api/v1/audit?entity=facilitator&id={therapist}"),
+            &lead_b,
+        )
+        .await;
+    let entries = log["entries"].as_array().expect("entries");
+    let actions: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(actions, vec!["update", "update", "create"], "{log}");
+    assert!(
+        entries.iter().all(|e| e["program_id"] == program_b),
+        "{log}"
+    );
+    assert_eq!(entries[0]["changed_fields"], json!(["name", "program_ids"]));
+}
