@@ -1017,3 +1017,76 @@ async fn a_lead_reads_changes_and_staffs_only_facilitators_of_their_own_programs
     );
     assert_eq!(entries[0]["changed_fields"], json!(["name", "program_ids"]));
 }
+
+async fn form_post(app: &crate::helpers::TestApp, path: &str, body: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("post")
+}
+
+#[tokio::test]
+async fn a_withdrawn_members_old_session_link_shows_a_friendly_page_and_records_no_answer() {
+    let app = spawn_app_with(|s| s.worker_enabled = Some(false)).await;
+    let s = scenario(
+        &app,
+        Duration::days(3),
+        &[("Ana Quill", None, true), ("Ben Rowan", None, true)],
+    )
+    .await;
+    manual_worker(&app, quick()).pass().await.expect("pass");
+    let ben = &s.members[1];
+    let welcome = crate::mail::of_kind(&app.mail, "welcome")
+        .into_iter()
+        .find(|m| m.envelope_to == vec![ben.email.clone()])
+        .expect("Ben's welcome");
+    let path = welcome.link_path();
+    let page = app.client.get(app.url(&path)).send().await.expect("page");
+    assert_eq!(page.status(), 200, "a member's link works");
+    assert!(page
+        .text()
+        .await
+        .expect("html")
+        .contains("meet.example.org"));
+
+    let withdrawn = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/cohorts/{}/members/{}", s.cohort, ben.id),
+            Some(&s.lead),
+            Some(&json!({"reason": "moved away"})),
+        )
+        .await;
+    assert_eq!(withdrawn.status(), 200);
+
+    let page = app.client.get(app.url(&path)).send().await.expect("page");
+    assert_eq!(page.status(), 409);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("no longer part of this group"), "{html}");
+    for hidden in [
+        "meet.example.org",
+        "be there",
+        "make it",
+        "Ana Quill",
+        "Ben Rowan",
+    ] {
+        assert!(
+            !html.contains(hidden),
+            "{hidden} shown to a former member: {html}"
+        );
+    }
+    let answered = form_post(&app, &format!("{path}/rsvp"), "response=yes").await;
+    assert_eq!(answered.status(), 409);
+    assert!(answered
+        .text()
+        .await
+        .expect("html")
+        .contains("no longer part of this group"));
+    let cohort = app
+        .get_json(&format!("/api/v1/cohorts/{}", s.cohort), &s.lead)
+        .await;
+    assert_eq!(cohort["sessions"][0]["rsvp"], json!({"yes": 0, "no": 0}));
+}
