@@ -1090,3 +1090,109 @@ async fn a_withdrawn_members_old_session_link_shows_a_friendly_page_and_records_
         .await;
     assert_eq!(cohort["sessions"][0]["rsvp"], json!({"yes": 0, "no": 0}));
 }
+
+fn outbox_sent(app: &crate::helpers::TestApp) -> i64 {
+    use cohorts::db::schema::outbox;
+    use diesel::prelude::*;
+    outbox::table
+        .filter(outbox::status.eq("sent"))
+        .count()
+        .get_result(&mut *app.conn())
+        .expect("count")
+}
+
+#[tokio::test]
+async fn after_kill_9_a_restarted_worker_with_the_default_lease_delivers_everything_within_a_minute(
+) {
+    let app = spawn_app_with(|s| s.worker_enabled = Some(false)).await;
+    let (program, _) = app.program_with_lead().await;
+    let total = 300;
+    crate::mail::queue_invitations(&app, program, total);
+    app.mail.set_delay(std::time::Duration::from_millis(10));
+    // No COHORTS_WORKER_LEASE_SECS: the default lease.
+    let start = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cohorts"))
+            .arg("worker")
+            .env("COHORTS_DATABASE_URL", &app.settings.database_url)
+            .env("COHORTS_SMTP_URL", app.mail.url())
+            .env(
+                "COHORTS_SECRET_KEY",
+                app.settings.secret_key.clone().expect("key"),
+            )
+            .env("COHORTS_DATA_DIR", &app.settings.data_dir)
+            .env("COHORTS_WORKER_POLL_MILLIS", "50")
+            .env("COHORTS_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("cohorts worker starts")
+    };
+    let mut first = start();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.mail.count() < 60 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker never sent"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    first.kill().expect("SIGKILL");
+    first.wait().expect("reaped");
+    let at_kill = app.mail.count();
+    assert!(at_kill < total, "killed mid-batch ({at_kill} of {total})");
+
+    let restarted = std::time::Instant::now();
+    let mut second = start();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while outbox_sent(&app) < total as i64 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let took = restarted.elapsed();
+    second.kill().expect("stop");
+    second.wait().expect("reaped");
+    assert_eq!(
+        outbox_sent(&app),
+        total as i64,
+        "everything sent within 60 s of the restart"
+    );
+    let (received, distinct, duplicates) = crate::mail::tally(&app.mail.messages());
+    eprintln!(
+        "kill -9 with the default lease: all {total} sent {took:?} after the restart; \
+         {received} received, {duplicates} duplicates (killed after {at_kill})"
+    );
+    assert_eq!(distinct, total, "every message delivered");
+    // Only a message the SMTP server accepted in the instant before the kill, not yet
+    // marked sent, can go out again (with the same Message-ID).
+    assert!(
+        duplicates <= cohorts::email::transport::SMTP_POOL_SIZE as usize,
+        "{duplicates} duplicates"
+    );
+}
+
+#[tokio::test]
+async fn a_send_slower_than_the_lease_is_not_taken_over_by_a_second_live_worker() {
+    let app = spawn_app_with(|s| s.worker_enabled = Some(false)).await;
+    let (program, _) = app.program_with_lead().await;
+    crate::mail::queue_invitations(&app, program, 1);
+    let lease = std::time::Duration::from_secs(3);
+    let config = cohorts::worker::WorkerConfig { lease, ..quick() };
+    let slow = manual_worker(&app, config.clone());
+    let other = manual_worker(&app, config);
+    // The SMTP server takes 8 s (more than twice the lease) to accept the message.
+    app.mail.set_delay(std::time::Duration::from_secs(8));
+    let sending = tokio::spawn(async move { slow.pass().await.expect("pass") });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Meanwhile the second worker polls, through and past the lease.
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(6);
+    let mut taken_over = 0;
+    while tokio::time::Instant::now() < until {
+        taken_over += other.pass().await.expect("pass").sent;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let first = sending.await.expect("joined");
+    assert_eq!(first.sent, 1, "the slow worker sent it");
+    assert_eq!(taken_over, 0, "the second worker did not take it over");
+    app.mail.set_delay(std::time::Duration::ZERO);
+    other.pass().await.expect("pass");
+    let (received, distinct, duplicates) = crate::mail::tally(&app.mail.messages());
+    assert_eq!((received, distinct, duplicates), (1, 1, 0));
+}
