@@ -613,6 +613,22 @@ pub fn claim(
     }
 }
 
+/// The heartbeat of a live worker: renews the lease of every row it is still sending,
+/// so a short lease reclaims only the rows of a worker that died.
+pub fn renew_claims(
+    conn: &mut DbConnection,
+    worker: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        outbox::table
+            .filter(outbox::status.eq(OutboxStatus::Sending))
+            .filter(outbox::claimed_by.eq(worker)),
+    )
+    .set(outbox::claimed_at.eq(now))
+    .execute(conn)
+}
+
 pub fn mark_sent(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(outbox::table.find(id))
         .set((

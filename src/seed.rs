@@ -252,11 +252,9 @@ fn demo(conn: &mut DbConnection) -> AppResult<SeedReport> {
     ];
     let mut staff_ids = Vec::new();
     for (n, (name, credential)) in team.iter().enumerate() {
-        staff_ids.push(facilitators::insert(
-            conn,
-            &facilitator_fields(name, n + 1, credential),
-            now,
-        )?);
+        let id = facilitators::insert(conn, &facilitator_fields(name, n + 1, credential), now)?;
+        facilitators::set_programs(conn, id, &[program_id])?;
+        staff_ids.push(id);
     }
 
     let accounts = vec![

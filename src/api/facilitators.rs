@@ -3,10 +3,11 @@
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::facilitator::{self as facilitators, FacilitatorFields, FacilitatorRow};
 use crate::db::models::user::Role;
-use crate::db::{self as database, write_transaction};
+use crate::db::{self as database, write_transaction, DbConnection};
 use crate::domain::program::{parse_timezone, LocalTime, WeekdayName};
 use crate::domain::{Credential, Modality};
 use crate::error::{AppError, AppResult, FieldErrors};
+use crate::service::auth::Actor;
 use crate::types::{required_text, EmailAddress};
 use crate::web::patch::merged;
 use crate::web::CurrentUser;
@@ -47,6 +48,10 @@ pub struct FacilitatorInput {
     pub max_active_cohorts: i64,
     #[serde(default = "active_by_default")]
     pub active: bool,
+    /// The programs this facilitator serves: required from a program lead (only their
+    /// own programs), any existing programs from an admin.
+    #[serde(default)]
+    pub program_ids: Option<Vec<i64>>,
 }
 
 fn active_by_default() -> bool {
@@ -206,14 +211,16 @@ pub struct FacilitatorView {
     pub availability: Vec<AvailabilityWindow>,
     pub max_active_cohorts: i32,
     pub active: bool,
+    /// The programs served, as far as the reader may see (a lead: only their own).
+    pub program_ids: Vec<i64>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-impl TryFrom<FacilitatorRow> for FacilitatorView {
+impl TryFrom<(FacilitatorRow, Vec<i64>)> for FacilitatorView {
     type Error = AppError;
 
-    fn try_from(row: FacilitatorRow) -> AppResult<Self> {
+    fn try_from((row, program_ids): (FacilitatorRow, Vec<i64>)) -> AppResult<Self> {
         let parse = |what: &str, text: &str| -> anyhow::Result<Value> {
             serde_json::from_str(text)
                 .map_err(|error| anyhow::anyhow!("facilitator {} {what}: {error}", row.id))
@@ -232,6 +239,7 @@ impl TryFrom<FacilitatorRow> for FacilitatorView {
             licence_expires_on: row.licence_expires_on,
             max_active_cohorts: row.max_active_cohorts,
             active: row.active,
+            program_ids,
             created_at: row.created_at.and_utc(),
             updated_at: row.updated_at.and_utc(),
         })
@@ -250,25 +258,153 @@ impl FacilitatorView {
             availability: self.availability.clone(),
             max_active_cohorts: i64::from(self.max_active_cohorts),
             active: self.active,
+            program_ids: Some(self.program_ids.clone()),
         }
     }
 }
 
-fn facilitator_audit(
-    actor: &CurrentUser,
+/// What a reader may see of the programs a facilitator serves: a lead only their own.
+fn visible(programs: &[i64], scope: &Option<Vec<i64>>) -> Vec<i64> {
+    programs
+        .iter()
+        .copied()
+        .filter(|p| scope.as_ref().is_none_or(|scope| scope.contains(p)))
+        .collect()
+}
+
+/// A facilitator as `actor` may read them, with the programs they serve; a lead asking
+/// for a facilitator of no program of theirs is told there is none (nothing leaks).
+fn find_for(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+) -> AppResult<(FacilitatorRow, Vec<i64>)> {
+    let row = facilitators::find(conn, id)?;
+    let programs = facilitators::programs_of_one(conn, id)?;
+    match actor.role {
+        Role::Admin => {}
+        Role::Facilitator if actor.facilitator_id == Some(id) => {}
+        Role::Facilitator => {
+            return Err(AppError::Forbidden(
+                "a facilitator sees only their own record".into(),
+            ))
+        }
+        Role::ProgramLead => {
+            if !programs.iter().any(|p| actor.program_ids.contains(p)) {
+                return Err(AppError::NotFound);
+            }
+        }
+    }
+    Ok((row, programs))
+}
+
+fn view_for(actor: &Actor, row: FacilitatorRow, programs: &[i64]) -> AppResult<FacilitatorView> {
+    let scope = match actor.role {
+        Role::ProgramLead => actor.program_scope(),
+        Role::Admin | Role::Facilitator => None,
+    };
+    FacilitatorView::try_from((row, visible(programs, &scope)))
+}
+
+/// The programs a facilitator will serve after `requested` from `actor`, given those
+/// served now (`current`; empty for a new one). A lead names only programs they lead,
+/// and the programs they do not lead are kept as they are; an admin names any program
+/// that exists.
+fn served_programs(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    current: &[i64],
+    requested: Option<Vec<i64>>,
+    creating: bool,
+) -> AppResult<Vec<i64>> {
+    let Some(requested) = requested else {
+        if creating && !actor.is_admin() {
+            return Err(AppError::field(
+                "program_ids",
+                "must list the programs this facilitator serves",
+            ));
+        }
+        return Ok(current.to_vec());
+    };
+    let mut errors = FieldErrors::new();
+    let mut wanted: Vec<i64> = Vec::with_capacity(requested.len());
+    for (index, program) in requested.iter().enumerate() {
+        if wanted.contains(program) {
+            errors.insert(format!("program_ids[{index}]"), "is repeated".into());
+        } else {
+            wanted.push(*program);
+        }
+    }
+    AppError::check(errors)?;
+    let mut next: Vec<i64> = if actor.is_admin() {
+        let known: Vec<i64> = crate::db::models::program::find_many(conn, &wanted)?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        let mut errors = FieldErrors::new();
+        for (index, program) in requested.iter().enumerate() {
+            if !known.contains(program) {
+                errors.insert(format!("program_ids[{index}]"), "no such program".into());
+            }
+        }
+        AppError::check(errors)?;
+        wanted
+    } else {
+        if let Some(foreign) = wanted.iter().find(|p| !actor.program_ids.contains(p)) {
+            return Err(AppError::Forbidden(format!(
+                "you do not lead program {foreign}"
+            )));
+        }
+        if creating && wanted.is_empty() {
+            return Err(AppError::field(
+                "program_ids",
+                "must list at least one of your programs",
+            ));
+        }
+        // What the lead cannot see stays as it is.
+        current
+            .iter()
+            .copied()
+            .filter(|p| !actor.program_ids.contains(p))
+            .chain(wanted)
+            .collect()
+    };
+    next.sort_unstable();
+    next.dedup();
+    Ok(next)
+}
+
+/// One audit row per program the facilitator served before or serves after the change,
+/// so each program's lead sees it in their log; one row without a program when they
+/// serve none.
+fn record_audit(
+    conn: &mut DbConnection,
+    actor: &Actor,
     action: &'static str,
     id: i64,
-    fields: Vec<String>,
-) -> AuditEvent<'static> {
-    AuditEvent {
-        actor_user_id: Some(actor.id),
-        action,
-        entity: "facilitator",
-        entity_id: id,
-        program_id: None,
-        changed_fields: fields,
-        detail: None,
-    }
+    fields: &[String],
+    programs: &[i64],
+) -> AppResult<()> {
+    let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+    let event = || {
+        AuditEvent::new(action, "facilitator", id)
+            .by(actor.id)
+            .fields(&fields)
+    };
+    let events: Vec<AuditEvent<'_>> = if programs.is_empty() {
+        vec![event()]
+    } else {
+        programs.iter().map(|p| event().in_program(*p)).collect()
+    };
+    audit::record_many(conn, events)?;
+    Ok(())
+}
+
+fn union(a: &[i64], b: &[i64]) -> Vec<i64> {
+    let mut all: Vec<i64> = a.iter().chain(b).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    all
 }
 
 async fn create(
@@ -277,20 +413,20 @@ async fn create(
     body: Json<FacilitatorInput>,
 ) -> AppResult<HttpResponse> {
     actor.require_lead_or_admin()?;
+    let requested = body.0.program_ids.clone();
     let fields = body.0.validate()?;
     let view = db(&state, move |conn| {
         write_transaction(conn, |conn| {
+            let programs = served_programs(conn, &actor, &[], requested, true)?;
             if facilitators::email_taken(conn, &fields.email, None)? {
                 return Err(AppError::conflict(
                     "a facilitator with this email already exists",
                 ));
             }
             let id = facilitators::insert(conn, &fields, database::now())?;
-            audit::record(
-                conn,
-                facilitator_audit(&actor, "create", id, vec!["*".into()]),
-            )?;
-            FacilitatorView::try_from(facilitators::find(conn, id)?)
+            facilitators::set_programs(conn, id, &programs)?;
+            record_audit(conn, &actor, "create", id, &["*".into()], &programs)?;
+            view_for(&actor, facilitators::find(conn, id)?, &programs)
         })
     })
     .await?;
@@ -304,6 +440,7 @@ struct ListParams {
     with_load: Option<bool>,
 }
 
+/// A lead's pool is the facilitators of their programs; an admin's the whole pool.
 async fn list(
     state: web::Data<AppState>,
     actor: CurrentUser,
@@ -318,11 +455,15 @@ async fn list(
         } else {
             std::collections::HashMap::new()
         };
-        facilitators::list(conn, active)?
-            .into_iter()
+        let scope = actor.program_scope();
+        let rows = facilitators::list(conn, active, scope.as_deref())?;
+        let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+        let mut programs = facilitators::programs_of(conn, &ids)?;
+        rows.into_iter()
             .map(|row| {
                 let id = row.id;
-                let mut view = serde_json::to_value(FacilitatorView::try_from(row)?)
+                let served = programs.remove(&id).unwrap_or_default();
+                let mut view = serde_json::to_value(view_for(&actor, row, &served)?)
                     .map_err(|e| anyhow::anyhow!("serialising a facilitator: {e}"))?;
                 if with_load {
                     view["load"] = json!(loads.remove(&id).unwrap_or_default());
@@ -341,13 +482,9 @@ async fn get(
     path: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
-    if actor.role == Role::Facilitator && actor.facilitator_id != Some(id) {
-        return Err(AppError::Forbidden(
-            "a facilitator sees only their own record".into(),
-        ));
-    }
     let view = db(&state, move |conn| {
-        FacilitatorView::try_from(facilitators::find(conn, id)?)
+        let (row, programs) = find_for(conn, &actor, id)?;
+        view_for(&actor, row, &programs)
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))
@@ -367,10 +504,18 @@ async fn patch(
     }
     let view = db(&state, move |conn| {
         write_transaction(conn, |conn| {
-            let current = FacilitatorView::try_from(facilitators::find(conn, id)?)?;
+            let (row, served) = find_for(conn, &actor, id)?;
+            let current = view_for(&actor, row, &served)?;
             let before = serde_json::to_value(current.as_input())
                 .map_err(|error| anyhow::anyhow!("serialising a facilitator: {error}"))?;
-            let (input, changed): (FacilitatorInput, _) = merged(&before, &patch)?;
+            let (mut input, mut changed): (FacilitatorInput, Vec<String>) =
+                merged(&before, &patch)?;
+            let programs = served_programs(conn, &actor, &served, input.program_ids.take(), false)?;
+            changed.retain(|field| field != "program_ids");
+            if programs != served {
+                changed.push("program_ids".into());
+                changed.sort();
+            }
             let fields = input.validate()?;
             if fields.email != current.email
                 && facilitators::email_taken(conn, &fields.email, Some(id))?
@@ -383,12 +528,20 @@ async fn patch(
             if !changed.is_empty() {
                 let now = database::now();
                 facilitators::update(conn, id, &fields, now)?;
-                audit::record(conn, facilitator_audit(&actor, "update", id, changed))?;
+                facilitators::set_programs(conn, id, &programs)?;
+                record_audit(
+                    conn,
+                    &actor,
+                    "update",
+                    id,
+                    &changed,
+                    &union(&served, &programs),
+                )?;
                 uncovered = crate::service::staffing::reassess_cohorts_of(conn, id, now)?;
             }
-            let mut view =
-                serde_json::to_value(FacilitatorView::try_from(facilitators::find(conn, id)?)?)
-                    .map_err(|e| anyhow::anyhow!("serialising a facilitator: {e}"))?;
+            let row = facilitators::find(conn, id)?;
+            let mut view = serde_json::to_value(view_for(&actor, row, &programs)?)
+                .map_err(|e| anyhow::anyhow!("serialising a facilitator: {e}"))?;
             // Cohorts whose team no longer meets the rules after this change.
             view["cohorts_losing_coverage"] = json!(uncovered);
             Ok(view)

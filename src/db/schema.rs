@@ -126,6 +126,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// The programs a facilitator serves: a lead sees and staffs only these.
+    facilitator_programs (facilitator_id, program_id) {
+        facilitator_id -> BigInt,
+        program_id -> BigInt,
+    }
+}
+
+diesel::joinable!(facilitator_programs -> facilitators (facilitator_id));
+diesel::joinable!(facilitator_programs -> programs (program_id));
+
+diesel::table! {
     patients (id) {
         id -> BigInt,
         program_id -> BigInt,
@@ -247,6 +258,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     dosings,
     exclusions,
     facilitators,
+    facilitator_programs,
     cohorts,
     cohort_members,
     cohort_facilitators,

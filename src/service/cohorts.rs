@@ -583,6 +583,7 @@ pub fn create(
         match request.facilitators {
             Some(team) => {
                 let team: Vec<Assignment> = team.into_iter().map(Assignment::from).collect();
+                staffing_io::require_pool(conn, program.id, &team)?;
                 let violations = team_violations(conn, &program, &cohort, &team)?;
                 bypassable(violations.clone(), "facilitators", reason.as_deref())?;
                 staffing_io::apply(conn, id, &team, &violations, reason.as_deref(), now)?;
@@ -748,6 +749,7 @@ pub fn set_team(
         let cohort = cohort_for_lead(conn, actor, cohort_id)?;
         let cohort_id = cohort_id.get();
         let program = program_context(conn, ProgramId(cohort.program_id))?;
+        staffing_io::require_pool(conn, program.id, &team)?;
         let violations = team_violations(conn, &program, &cohort, &team)?;
         bypassable(violations.clone(), "facilitators", reason.as_deref())?;
         let now = database::now();

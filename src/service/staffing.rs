@@ -11,7 +11,7 @@ use crate::domain::staffing::{
 };
 use crate::domain::status::{CohortKind, CohortStatus, SessionStatus};
 use crate::domain::{Credential, Modality};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult, FieldErrors};
 use chrono::{NaiveDateTime, NaiveTime};
 use std::collections::HashMap;
 
@@ -33,14 +33,16 @@ pub fn rules_for(program: &ProgramContext, kind: CohortKind) -> StaffingRules {
     }
 }
 
-/// Every facilitator as staffing sees them: profile, exclusions, and current load.
-/// `except_cohorts` are being (re)staffed, so their current teams do not count as load.
+/// Every facilitator serving the program as staffing sees them: profile, exclusions,
+/// and current load (in every program). Staffing never looks beyond this pool, so an
+/// outside facilitator is unknown to it. `except_cohorts` are being (re)staffed, so
+/// their current teams do not count as load.
 pub fn load_profiles(
     conn: &mut DbConnection,
     program_id: i64,
     except_cohorts: &[i64],
 ) -> AppResult<Vec<FacilitatorProfile>> {
-    let rows = facilitators::list(conn, None)?;
+    let rows = facilitators::list(conn, None, Some(&[program_id]))?;
     let mut excluded: HashMap<i64, Vec<i64>> = HashMap::new();
     for exclusion in patients::exclusions_in_program(conn, program_id)? {
         if let Some(facilitator_id) = exclusion.facilitator_id {
@@ -76,6 +78,33 @@ pub fn load_profiles(
             )
         })
         .collect()
+}
+
+/// A team set by hand names only facilitators who serve the cohort's program; unlike a
+/// rule of staffing, no override reason lifts this. The field names the place in the
+/// team (`facilitators[i].facilitator_id`).
+pub fn require_pool(
+    conn: &mut DbConnection,
+    program_id: i64,
+    team: &[Assignment],
+) -> AppResult<()> {
+    let pool: Vec<i64> = facilitators::list(conn, None, Some(&[program_id]))?
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    let mut errors = FieldErrors::new();
+    for (index, assignment) in team.iter().enumerate() {
+        if !pool.contains(&assignment.facilitator_id) {
+            errors.insert(
+                format!("facilitators[{index}].facilitator_id"),
+                format!(
+                    "facilitator {} does not serve this program",
+                    assignment.facilitator_id
+                ),
+            );
+        }
+    }
+    AppError::check(errors)
 }
 
 #[derive(serde::Deserialize)]

@@ -46,6 +46,9 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 enum PageError {
     Link(LinkError),
     Gone(&'static str),
+    /// The link's patient is no longer an active member of the session's group
+    /// (withdrawn, completed, or left): they see that, and nothing else.
+    FormerMember,
     Internal(anyhow::Error),
 }
 
@@ -105,6 +108,12 @@ fn error_page(mailer: &Mailer, error: PageError) -> HttpResponse {
             "Links in our emails work for a limited time. Please use the link from your most recent email, or contact your care team.",
         ),
         PageError::Gone(text) => message(mailer, StatusCode::CONFLICT, "This can no longer be changed", text),
+        PageError::FormerMember => message(
+            mailer,
+            StatusCode::CONFLICT,
+            "You are no longer part of this group",
+            "This link was for a group you are no longer part of, so it shows no meetings and takes no answers. If you think this is a mistake, please contact your care team.",
+        ),
         PageError::Internal(error) => {
             tracing::error!(error = format!("{error:#}"), "patient link failed");
             message(
@@ -163,6 +172,10 @@ fn session_context(
     if cohort.program_id != patient.program_id {
         return Err(PageError::Link(LinkError::Invalid));
     }
+    // The link was signed when the patient was a member; what counts is today.
+    if !cohorts::is_active_member(conn, cohort.id, patient.id)? {
+        return Err(PageError::FormerMember);
+    }
     let program = programs::find(conn, cohort.program_id)?;
     let tz = crate::service::zone(patient.timezone.as_deref(), &program.timezone);
     let (venue, join_url) = crate::service::place(&program, Some(&cohort));
@@ -175,8 +188,7 @@ fn session_context(
     let starts: DateTime<Utc> = session.starts_at.and_utc();
     let open = session.status == SessionStatus::Scheduled && starts > Utc::now();
     // A peer circle is voluntary: its members can leave from any meeting link.
-    let in_circle = cohort.kind == CohortKind::PeerSupport
-        && crate::db::models::cohort::is_active_member(conn, cohort.id, patient.id)?;
+    let in_circle = cohort.kind == CohortKind::PeerSupport;
     Ok(SessionPage {
         context: json!({
             "title": "Your group meeting",

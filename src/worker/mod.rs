@@ -18,7 +18,12 @@ impl WorkerConfig {
         };
         WorkerConfig {
             poll,
-            lease: Duration::from_secs(settings.worker_lease_secs.unwrap_or(300)),
+            lease: Duration::from_secs(
+                settings
+                    .worker_lease_secs
+                    .unwrap_or(runner::DEFAULT_LEASE_SECS)
+                    .max(1),
+            ),
             retry_base: Duration::from_millis(settings.mail_retry_base_millis.unwrap_or(30_000)),
             max_attempts: settings.mail_max_attempts.unwrap_or(8).max(1) as i32,
             ..WorkerConfig::default()

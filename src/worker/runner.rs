@@ -16,10 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 
+/// The default lease: after a crash, its rows go out again within this (plus a poll).
+pub const DEFAULT_LEASE_SECS: u64 = 30;
+
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub poll: Duration,
     /// A row claimed longer ago than this by a worker that never finished is taken over.
+    /// A live worker renews the claims it holds every third of this (its heartbeat), so
+    /// only a dead worker's rows wait for it.
     pub lease: Duration,
     pub retry_base: Duration,
     pub max_attempts: i32,
@@ -35,7 +40,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             poll: Duration::from_secs(10),
-            lease: Duration::from_secs(300),
+            lease: Duration::from_secs(DEFAULT_LEASE_SECS),
             retry_base: Duration::from_secs(30),
             max_attempts: 8,
             batch: 64,
@@ -145,6 +150,8 @@ impl Worker {
                 })?)
             })
             .await?;
+        // While this pass holds claims, their leases are renewed; dropped at the end.
+        let _heartbeat = self.heartbeat();
         // A pipeline: claim the next rows while the previous ones are still being sent,
         // so the SMTP connections never wait for the slowest message of a batch.
         let semaphore = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
@@ -174,6 +181,24 @@ impl Worker {
             }
         }
         Ok(pass)
+    }
+
+    /// Renews this worker's claims every third of the lease until the guard is dropped.
+    fn heartbeat(&self) -> Heartbeat {
+        let worker = self.clone();
+        let every = (self.config.lease / 3).max(Duration::from_millis(100));
+        Heartbeat(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let id = worker.id.clone();
+                let renewed = worker
+                    .record(move |conn| outbox::renew_claims(conn, &id, now()))
+                    .await;
+                if let Err(error) = renewed {
+                    tracing::warn!(error = format!("{error:#}"), "could not renew mail claims");
+                }
+            }
+        }))
     }
 
     async fn claim(&self) -> anyhow::Result<Vec<OutboxRow>> {
@@ -307,6 +332,15 @@ impl Worker {
             work(&mut conn)
         })
         .await?
+    }
+}
+
+/// The heartbeat task of a pass; stops when dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -4,16 +4,13 @@ use serde_json::{json, Value};
 #[tokio::test]
 async fn a_lead_registers_a_facilitator_with_availability() {
     let app = spawn_app().await;
-    let (_, lead) = app.program_with_lead().await;
-    let response = app
-        .post(
-            "/api/v1/facilitators",
-            &lead,
-            &facilitator_body("robin@example.org"),
-        )
-        .await;
+    let (program, lead) = app.program_with_lead().await;
+    let mut body = facilitator_body("robin@example.org");
+    body["program_ids"] = json!([program]);
+    let response = app.post("/api/v1/facilitators", &lead, &body).await;
     assert_eq!(response.status(), 201);
     let created: Value = response.json().await.expect("json");
+    assert_eq!(created["program_ids"], json!([program]));
     assert_eq!(created["credentials"], json!(["therapist"]));
     assert_eq!(
         created["availability"],

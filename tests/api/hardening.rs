@@ -820,3 +820,379 @@ async fn bad_input_is_a_clear_4xx_never_a_500() {
         );
     }
 }
+
+/// A therapist or nurse (by `credential`) free on Tuesdays, serving `programs`.
+fn pool_member(email: &str, credential: &str, programs: &[i64]) -> serde_json::Value {
+    let mut body = facilitator_body(email);
+    body["credentials"] = json!([credential]);
+    body["availability"] = json!([{"weekday": "tue", "start": "08:00", "end": "22:00"}]);
+    body["program_ids"] = json!(programs);
+    body
+}
+
+fn ids_in(listed: &serde_json::Value) -> Vec<i64> {
+    listed["facilitators"]
+        .as_array()
+        .expect("facilitators")
+        .iter()
+        .filter_map(|f| f["id"].as_i64())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_lead_reads_changes_and_staffs_only_facilitators_of_their_own_programs() {
+    let app = spawn_app().await;
+    let (program_a, lead_a) = app.program_with_lead().await;
+    let (program_b, lead_b) = app.program_with_lead().await;
+
+    // Lead B registers B's pair; they may name only B.
+    let created = app
+        .post(
+            "/api/v1/facilitators",
+            &lead_b,
+            &pool_member("b-therapist@example.org", "therapist", &[program_b]),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let created: serde_json::Value = created.json().await.expect("json");
+    assert_eq!(created["program_ids"], json!([program_b]));
+    let therapist = created["id"].as_i64().expect("id");
+    let nurse: serde_json::Value = app
+        .post(
+            "/api/v1/facilitators",
+            &lead_b,
+            &pool_member("b-nurse@example.org", "nurse", &[program_b]),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let nurse = nurse["id"].as_i64().expect("id");
+    error_body(
+        app.post(
+            "/api/v1/facilitators",
+            &lead_b,
+            &pool_member("sneak@example.org", "nurse", &[program_a]),
+        )
+        .await,
+        403,
+    )
+    .await;
+    assert_field_error(
+        app.post(
+            "/api/v1/facilitators",
+            &lead_b,
+            &facilitator_body("nowhere@example.org"),
+        )
+        .await,
+        "program_ids",
+    )
+    .await;
+
+    // Lead A neither lists, reads nor changes B's facilitators.
+    let listed = app.get_json("/api/v1/facilitators", &lead_a).await;
+    assert_eq!(ids_in(&listed), Vec::<i64>::new(), "{listed}");
+    assert!(!listed.to_string().contains("b-therapist@example.org"));
+    let path = format!("/api/v1/facilitators/{therapist}");
+    error_body(app.get(&path, &lead_a).await, 404).await;
+    for change in [
+        json!({"email": "lead-a@example.org"}),
+        json!({"active": false}),
+        json!({"program_ids": [program_a]}),
+    ] {
+        error_body(app.patch(&path, &lead_a, &change).await, 404).await;
+    }
+    let unchanged = app.get_json(&path, &app.admin_token).await;
+    assert_eq!(unchanged["email"], "b-therapist@example.org");
+    assert_eq!(unchanged["active"], true);
+    assert_eq!(unchanged["program_ids"], json!([program_b]));
+    // Lead B and the admin see them.
+    assert_eq!(
+        ids_in(&app.get_json("/api/v1/facilitators", &lead_b).await),
+        vec![therapist, nurse]
+    );
+    assert_eq!(
+        ids_in(&app.get_json("/api/v1/facilitators", &app.admin_token).await),
+        vec![therapist, nurse]
+    );
+
+    // Program A's cohort is staffed only from A's pool: empty, so formation leaves gaps,
+    // and a hand-set team of B's facilitators is refused, even with a reason.
+    app.waitlist(&lead_a, program_a, 4, 3).await;
+    let formed = app.form(&lead_a, program_a, false).await;
+    assert_eq!(formed.status(), 201);
+    let formed: serde_json::Value = formed.json().await.expect("json");
+    let cohort = formed["cohorts"][0]["id"].as_i64().expect("cohort");
+    assert_eq!(
+        formed["cohorts"][0]["staffing"]["complete"], false,
+        "{formed}"
+    );
+    let team_path = format!("/api/v1/cohorts/{cohort}/facilitators");
+    let outsiders = json!({
+        "facilitators": [
+            {"facilitator_id": therapist, "role": "lead"},
+            {"facilitator_id": nurse, "role": "co_facilitator"}
+        ],
+        "override_reason": "short of staff"
+    });
+    let refused = app
+        .request(
+            reqwest::Method::PUT,
+            &team_path,
+            Some(&lead_a),
+            Some(&outsiders),
+        )
+        .await;
+    assert_field_error(refused, "facilitators[0].facilitator_id").await;
+    let restaffed = app
+        .post(
+            &format!("/api/v1/cohorts/{cohort}/staffing"),
+            &lead_a,
+            &json!({}),
+        )
+        .await;
+    let restaffed: serde_json::Value = restaffed.json().await.expect("json");
+    assert_eq!(restaffed["facilitators"], json!([]), "{restaffed}");
+
+    // The admin lets the pair serve A as well: now A staffs with them.
+    for id in [therapist, nurse] {
+        let response = app
+            .patch(
+                &format!("/api/v1/facilitators/{id}"),
+                &app.admin_token,
+                &json!({"program_ids": [program_a, program_b]}),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    let staffed = app
+        .request(
+            reqwest::Method::PUT,
+            &team_path,
+            Some(&lead_a),
+            Some(&outsiders),
+        )
+        .await;
+    assert_eq!(staffed.status(), 200);
+    // Lead A sees only A among the programs, and cannot drop B.
+    let seen = app.get_json(&path, &lead_a).await;
+    assert_eq!(seen["program_ids"], json!([program_a]));
+    let kept = app
+        .patch(
+            &path,
+            &lead_a,
+            &json!({"program_ids": [], "name": "Robin T."}),
+        )
+        .await;
+    assert_eq!(kept.status(), 200);
+    let after = app.get_json(&path, &app.admin_token).await;
+    assert_eq!(after["program_ids"], json!([program_b]), "B stays");
+    error_body(
+        app.patch(
+            &format!("/api/v1/facilitators/{nurse}"),
+            &lead_a,
+            &json!({"program_ids": [program_b]}),
+        )
+        .await,
+        403,
+    )
+    .await;
+
+    // Program B's lead sees every change to their facilitator in their audit log.
+    let log = app
+        .get_json(
+            &format!("/api/v1/audit?entity=facilitator&id={therapist}"),
+            &lead_b,
+        )
+        .await;
+    let entries = log["entries"].as_array().expect("entries");
+    let actions: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(actions, vec!["update", "update", "create"], "{log}");
+    assert!(
+        entries.iter().all(|e| e["program_id"] == program_b),
+        "{log}"
+    );
+    assert_eq!(entries[0]["changed_fields"], json!(["name", "program_ids"]));
+}
+
+async fn form_post(app: &crate::helpers::TestApp, path: &str, body: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("post")
+}
+
+#[tokio::test]
+async fn a_withdrawn_members_old_session_link_shows_a_friendly_page_and_records_no_answer() {
+    let app = spawn_app_with(|s| s.worker_enabled = Some(false)).await;
+    let s = scenario(
+        &app,
+        Duration::days(3),
+        &[("Ana Quill", None, true), ("Ben Rowan", None, true)],
+    )
+    .await;
+    manual_worker(&app, quick()).pass().await.expect("pass");
+    let ben = &s.members[1];
+    let welcome = crate::mail::of_kind(&app.mail, "welcome")
+        .into_iter()
+        .find(|m| m.envelope_to == vec![ben.email.clone()])
+        .expect("Ben's welcome");
+    let path = welcome.link_path();
+    let page = app.client.get(app.url(&path)).send().await.expect("page");
+    assert_eq!(page.status(), 200, "a member's link works");
+    assert!(page
+        .text()
+        .await
+        .expect("html")
+        .contains("meet.example.org"));
+
+    let withdrawn = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/cohorts/{}/members/{}", s.cohort, ben.id),
+            Some(&s.lead),
+            Some(&json!({"reason": "moved away"})),
+        )
+        .await;
+    assert_eq!(withdrawn.status(), 200);
+
+    let page = app.client.get(app.url(&path)).send().await.expect("page");
+    assert_eq!(page.status(), 409);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("no longer part of this group"), "{html}");
+    for hidden in [
+        "meet.example.org",
+        "be there",
+        "make it",
+        "Ana Quill",
+        "Ben Rowan",
+    ] {
+        assert!(
+            !html.contains(hidden),
+            "{hidden} shown to a former member: {html}"
+        );
+    }
+    let answered = form_post(&app, &format!("{path}/rsvp"), "response=yes").await;
+    assert_eq!(answered.status(), 409);
+    assert!(answered
+        .text()
+        .await
+        .expect("html")
+        .contains("no longer part of this group"));
+    let cohort = app
+        .get_json(&format!("/api/v1/cohorts/{}", s.cohort), &s.lead)
+        .await;
+    assert_eq!(cohort["sessions"][0]["rsvp"], json!({"yes": 0, "no": 0}));
+}
+
+fn outbox_sent(app: &crate::helpers::TestApp) -> i64 {
+    use cohorts::db::schema::outbox;
+    use diesel::prelude::*;
+    outbox::table
+        .filter(outbox::status.eq("sent"))
+        .count()
+        .get_result(&mut *app.conn())
+        .expect("count")
+}
+
+#[tokio::test]
+async fn after_kill_9_a_restarted_worker_with_the_default_lease_delivers_everything_within_a_minute(
+) {
+    let app = spawn_app_with(|s| s.worker_enabled = Some(false)).await;
+    let (program, _) = app.program_with_lead().await;
+    let total = 300;
+    crate::mail::queue_invitations(&app, program, total);
+    app.mail.set_delay(std::time::Duration::from_millis(10));
+    // No COHORTS_WORKER_LEASE_SECS: the default lease.
+    let start = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cohorts"))
+            .arg("worker")
+            .env("COHORTS_DATABASE_URL", &app.settings.database_url)
+            .env("COHORTS_SMTP_URL", app.mail.url())
+            .env(
+                "COHORTS_SECRET_KEY",
+                app.settings.secret_key.clone().expect("key"),
+            )
+            .env("COHORTS_DATA_DIR", &app.settings.data_dir)
+            .env("COHORTS_WORKER_POLL_MILLIS", "50")
+            .env("COHORTS_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("cohorts worker starts")
+    };
+    let mut first = start();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.mail.count() < 60 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker never sent"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    first.kill().expect("SIGKILL");
+    first.wait().expect("reaped");
+    let at_kill = app.mail.count();
+    assert!(at_kill < total, "killed mid-batch ({at_kill} of {total})");
+
+    let restarted = std::time::Instant::now();
+    let mut second = start();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while outbox_sent(&app) < total as i64 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let took = restarted.elapsed();
+    second.kill().expect("stop");
+    second.wait().expect("reaped");
+    assert_eq!(
+        outbox_sent(&app),
+        total as i64,
+        "everything sent within 60 s of the restart"
+    );
+    let (received, distinct, duplicates) = crate::mail::tally(&app.mail.messages());
+    eprintln!(
+        "kill -9 with the default lease: all {total} sent {took:?} after the restart; \
+         {received} received, {duplicates} duplicates (killed after {at_kill})"
+    );
+    assert_eq!(distinct, total, "every message delivered");
+    // Only a message the SMTP server accepted in the instant before the kill, not yet
+    // marked sent, can go out again (with the same Message-ID).
+    assert!(
+        duplicates <= cohorts::email::transport::SMTP_POOL_SIZE as usize,
+        "{duplicates} duplicates"
+    );
+}
+
+#[tokio::test]
+async fn a_send_slower_than_the_lease_is_not_taken_over_by_a_second_live_worker() {
+    let app = spawn_app_with(|s| s.worker_enabled = Some(false)).await;
+    let (program, _) = app.program_with_lead().await;
+    crate::mail::queue_invitations(&app, program, 1);
+    let lease = std::time::Duration::from_secs(3);
+    let config = cohorts::worker::WorkerConfig { lease, ..quick() };
+    let slow = manual_worker(&app, config.clone());
+    let other = manual_worker(&app, config);
+    // The SMTP server takes 8 s (more than twice the lease) to accept the message.
+    app.mail.set_delay(std::time::Duration::from_secs(8));
+    let sending = tokio::spawn(async move { slow.pass().await.expect("pass") });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Meanwhile the second worker polls, through and past the lease.
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(6);
+    let mut taken_over = 0;
+    while tokio::time::Instant::now() < until {
+        taken_over += other.pass().await.expect("pass").sent;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let first = sending.await.expect("joined");
+    assert_eq!(first.sent, 1, "the slow worker sent it");
+    assert_eq!(taken_over, 0, "the second worker did not take it over");
+    app.mail.set_delay(std::time::Duration::ZERO);
+    other.pass().await.expect("pass");
+    let (received, distinct, duplicates) = crate::mail::tally(&app.mail.messages());
+    assert_eq!((received, distinct, duplicates), (1, 1, 0));
+}

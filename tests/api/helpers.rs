@@ -241,9 +241,22 @@ impl TestApp {
         (program, lead)
     }
 
+    /// Registers a facilitator as the admin; without `program_ids` in `body`, they serve
+    /// every program that exists now.
     pub async fn create_facilitator(&self, body: &Value) -> i64 {
+        let mut body = body.clone();
+        if body.get("program_ids").is_none() {
+            let programs = self.get_json("/api/v1/programs", &self.admin_token).await;
+            let ids: Vec<i64> = programs["programs"]
+                .as_array()
+                .expect("programs")
+                .iter()
+                .filter_map(|p| p["id"].as_i64())
+                .collect();
+            body["program_ids"] = json!(ids);
+        }
         let response = self
-            .post("/api/v1/facilitators", &self.admin_token, body)
+            .post("/api/v1/facilitators", &self.admin_token, &body)
             .await;
         assert_eq!(response.status(), 201, "create facilitator");
         let created: Value = response.json().await.expect("facilitator json");

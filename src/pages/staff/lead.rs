@@ -209,7 +209,7 @@ pub async fn formation_preview(
         ids.extend(outcome.waiting.iter().map(|w| w.patient_id));
         let names = names_of(conn, &ids)?;
         let name = |id: &i64| names.get(id).cloned().unwrap_or_else(|| format!("patient {id}"));
-        let staff_names: HashMap<i64, String> = facilitators::list(conn, None)?
+        let staff_names: HashMap<i64, String> = facilitators::list(conn, None, Some(&[program_id]))?
             .into_iter()
             .map(|f| (f.id, f.name))
             .collect();
@@ -482,9 +482,10 @@ pub async fn report_csv(
 
 pub async fn workload(state: web::Data<AppState>, staff: Staff) -> PageResult {
     staff.user.require_lead_or_admin()?;
+    let scope = staff.user.program_scope();
     let rows = db(&state, move |conn| {
         let mut loads = crate::service::staffing::loads(conn, crate::db::now())?;
-        Ok(facilitators::list(conn, Some(true))?
+        Ok(facilitators::list(conn, Some(true), scope.as_deref())?
             .into_iter()
             .map(|f| {
                 let load = loads.remove(&f.id).unwrap_or_default();
