@@ -144,6 +144,75 @@ fn verify(state: &AppState, token: &str) -> Result<LinkClaims, PageError> {
     links::verify(&state.secret_key, token, Utc::now()).map_err(PageError::Link)
 }
 
+/// The `{token}` of a patient link with its verified claims. A tampered, expired or
+/// wrong-purpose link never reaches a handler: it is answered with the friendly page.
+struct SignedLink {
+    token: String,
+    claims: LinkClaims,
+}
+
+/// A link of any purpose.
+struct AnyLink(SignedLink);
+/// A link about one session.
+struct SessionLink(SignedLink);
+/// A link answering a peer-circle invitation.
+struct InvitationLink(SignedLink);
+
+impl SignedLink {
+    fn extract(
+        req: &actix_web::HttpRequest,
+        purpose: Option<Purpose>,
+    ) -> Result<SignedLink, actix_web::Error> {
+        let (Some(state), Some(mailer)) = (
+            req.app_data::<web::Data<AppState>>(),
+            req.app_data::<web::Data<Mailer>>(),
+        ) else {
+            return Err(actix_web::error::ErrorInternalServerError(
+                "application state missing",
+            ));
+        };
+        let token = req
+            .match_info()
+            .get("token")
+            .unwrap_or_default()
+            .to_string();
+        let refused = |error| {
+            actix_web::error::InternalError::from_response(
+                "a refused patient link",
+                error_page(mailer, error),
+            )
+            .into()
+        };
+        match verify(state, &token) {
+            Ok(claims) if purpose.is_none_or(|purpose| claims.purpose == purpose) => {
+                Ok(SignedLink { token, claims })
+            }
+            Ok(_) => Err(refused(PageError::Link(LinkError::Invalid))),
+            Err(error) => Err(refused(error)),
+        }
+    }
+}
+
+macro_rules! link_extractor {
+    ($name:ident, $purpose:expr) => {
+        impl actix_web::FromRequest for $name {
+            type Error = actix_web::Error;
+            type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+            fn from_request(
+                req: &actix_web::HttpRequest,
+                _: &mut actix_web::dev::Payload,
+            ) -> Self::Future {
+                std::future::ready(SignedLink::extract(req, $purpose).map($name))
+            }
+        }
+    };
+}
+
+link_extractor!(AnyLink, None);
+link_extractor!(SessionLink, Some(Purpose::Session));
+link_extractor!(InvitationLink, Some(Purpose::PeerInvitation));
+
 /// The session page's data, as the patient reads it, and the cohort it belongs to.
 struct SessionPage {
     context: Value,
@@ -221,16 +290,12 @@ async fn show(
     req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     mailer: web::Data<Mailer>,
-    path: web::Path<String>,
+    link: AnyLink,
 ) -> HttpResponse {
     let chosen = chosen_answer(req.query_string());
-    let token = path.into_inner();
-    let claims = match verify(&state, &token) {
-        Ok(claims) => claims,
-        Err(error) => return error_page(&mailer, error),
-    };
+    let SignedLink { token, claims } = link.0;
     if claims.purpose == Purpose::Preferences {
-        return unsubscribe_form(state, mailer, web::Path::from(token)).await;
+        return unsubscribe_form(state, mailer, AnyLink(SignedLink { token, claims })).await;
     }
     if claims.purpose == Purpose::PeerInvitation {
         let result = blocking(&state, move |conn| {
@@ -271,15 +336,10 @@ fn parse_response(body: &[u8]) -> Option<RsvpResponse> {
 async fn rsvp(
     state: web::Data<AppState>,
     mailer: web::Data<Mailer>,
-    path: web::Path<String>,
+    link: SessionLink,
     body: web::Bytes,
 ) -> HttpResponse {
-    let token = path.into_inner();
-    let claims = match verify(&state, &token) {
-        Ok(claims) if claims.purpose == Purpose::Session => claims,
-        Ok(_) => return error_page(&mailer, PageError::Link(LinkError::Invalid)),
-        Err(error) => return error_page(&mailer, error),
-    };
+    let SignedLink { token, claims } = link.0;
     let Some(response) = parse_response(&body) else {
         return message(
             &mailer,
@@ -325,14 +385,9 @@ async fn rsvp(
 async fn leave_circle(
     state: web::Data<AppState>,
     mailer: web::Data<Mailer>,
-    path: web::Path<String>,
+    link: SessionLink,
 ) -> HttpResponse {
-    let token = path.into_inner();
-    let claims = match verify(&state, &token) {
-        Ok(claims) if claims.purpose == Purpose::Session => claims,
-        Ok(_) => return error_page(&mailer, PageError::Link(LinkError::Invalid)),
-        Err(error) => return error_page(&mailer, error),
-    };
+    let SignedLink { token, claims } = link.0;
     let result = blocking(&state, move |conn| {
         write_transaction(conn, |conn| {
             let SessionPage {
@@ -403,15 +458,10 @@ fn invitation_context(
 async fn answer_invitation(
     state: web::Data<AppState>,
     mailer: web::Data<Mailer>,
-    path: web::Path<String>,
+    link: InvitationLink,
     body: web::Bytes,
 ) -> HttpResponse {
-    let token = path.into_inner();
-    let claims = match verify(&state, &token) {
-        Ok(claims) if claims.purpose == Purpose::PeerInvitation => claims,
-        Ok(_) => return error_page(&mailer, PageError::Link(LinkError::Invalid)),
-        Err(error) => return error_page(&mailer, error),
-    };
+    let SignedLink { token, claims } = link.0;
     let accept = match std::str::from_utf8(&body).unwrap_or("") {
         "answer=accept" => true,
         "answer=decline" => false,
@@ -458,13 +508,9 @@ fn patient_of(conn: &mut DbConnection, claims: &LinkClaims) -> Result<PatientRow
 async fn unsubscribe_form(
     state: web::Data<AppState>,
     mailer: web::Data<Mailer>,
-    path: web::Path<String>,
+    link: AnyLink,
 ) -> HttpResponse {
-    let token = path.into_inner();
-    let claims = match verify(&state, &token) {
-        Ok(claims) => claims,
-        Err(error) => return error_page(&mailer, error),
-    };
+    let SignedLink { token, claims } = link.0;
     let result = blocking(&state, move |conn| patient_of(conn, &claims)).await;
     match result {
         Ok(patient) => page(
@@ -486,13 +532,9 @@ async fn unsubscribe_form(
 async fn unsubscribe(
     state: web::Data<AppState>,
     mailer: web::Data<Mailer>,
-    path: web::Path<String>,
+    link: AnyLink,
 ) -> HttpResponse {
-    let token = path.into_inner();
-    let claims = match verify(&state, &token) {
-        Ok(claims) => claims,
-        Err(error) => return error_page(&mailer, error),
-    };
+    let claims = link.0.claims;
     let result = blocking(&state, move |conn| {
         write_transaction(conn, |conn| {
             let patient = patient_of(conn, &claims)?;
