@@ -3,6 +3,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -185,3 +186,58 @@ impl From<actix_web::error::BlockingError> for AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// Parses a JSON body; a value of the wrong shape is a 422 naming its field, a syntax
+/// error a 400. Shared by the body extractor and every PATCH's merged document.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let (field, message) = name_the_field(&path, &inner.to_string());
+                AppError::field(field, message)
+            }
+            _ => AppError::Malformed(format!("request body is not valid JSON: {inner}")),
+        }
+    })
+}
+
+/// serde reports an unknown field at its parent's path; name the field itself.
+fn name_the_field(path: &str, message: &str) -> (String, String) {
+    let message = strip_position(message);
+    let parent = if path == "." { "" } else { path };
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some((field, _)) = rest.split_once('`') {
+            // The path already ends at the unknown key.
+            let full = if parent.is_empty() {
+                field.to_string()
+            } else if parent == field || parent.ends_with(&format!(".{field}")) {
+                parent.to_string()
+            } else {
+                format!("{parent}.{field}")
+            };
+            return (full, "unknown field".to_string());
+        }
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        if let Some((field, _)) = rest.split_once('`') {
+            let full = if parent.is_empty() {
+                field.to_string()
+            } else {
+                format!("{parent}.{field}")
+            };
+            return (full, "is required".to_string());
+        }
+    }
+    let field = if parent.is_empty() { "body" } else { parent };
+    (field.to_string(), message)
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_string(),
+        None => message.to_string(),
+    }
+}

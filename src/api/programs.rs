@@ -1,19 +1,10 @@
 //! Programs: created and changed by admins, read by the leads and facilitators in them.
 
-use crate::db::audit::{self, AuditEvent};
-use crate::db::models::program::{self, ProgramFields, ProgramRow};
-use crate::db::{self as database};
-use crate::domain::program::{
-    parse_timezone, AttendanceRules, CohortRules, PeerSupportRules, ProgramRules, ReminderRules,
-    ScheduleRules, StaffingRules,
-};
-use crate::domain::Modality;
-use crate::error::{AppError, AppResult, FieldErrors};
-use crate::types::{http_url, optional_text, required_text};
-use crate::web::patch::merged;
-use crate::web::{db, write, AppState, CurrentUser, Json};
+use crate::domain::ids::ProgramId;
+use crate::error::AppResult;
+use crate::service::programs::{self, ProgramInput};
+use crate::web::{db, AppState, CurrentUser, Json};
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -23,230 +14,39 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/programs/{id}", web::patch().to(patch));
 }
 
-/// The body of POST, and the whole document a PATCH is merged into.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProgramInput {
-    pub name: String,
-    pub site: String,
-    pub timezone: String,
-    pub modality: String,
-    #[serde(default)]
-    pub venue: Option<String>,
-    #[serde(default)]
-    pub join_url: Option<String>,
-    #[serde(default)]
-    pub cohort: CohortRules,
-    #[serde(default)]
-    pub schedule: ScheduleRules,
-    #[serde(default)]
-    pub staffing: StaffingRules,
-    #[serde(default)]
-    pub attendance: AttendanceRules,
-    #[serde(default)]
-    pub peer_support: PeerSupportRules,
-    #[serde(default)]
-    pub reminders: ReminderRules,
-}
-
-impl ProgramInput {
-    fn rules(&self) -> ProgramRules {
-        ProgramRules {
-            cohort: self.cohort.clone(),
-            schedule: self.schedule.clone(),
-            staffing: self.staffing.clone(),
-            attendance: self.attendance.clone(),
-            peer_support: self.peer_support.clone(),
-            reminders: self.reminders.clone(),
-        }
-    }
-
-    /// Every rule checked, every broken one named.
-    fn validate(&self) -> AppResult<ProgramFields> {
-        let mut errors: FieldErrors = self.rules().validate();
-        let mut take = |field: &str, result: Result<Option<String>, String>| match result {
-            Ok(value) => value,
-            Err(message) => {
-                errors.insert(field.into(), message);
-                None
-            }
-        };
-        let name = take("name", required_text(&self.name, 200).map(Some));
-        let site = take("site", required_text(&self.site, 200).map(Some));
-        let timezone = take(
-            "timezone",
-            parse_timezone(self.timezone.trim()).map(|tz| Some(tz.name().to_string())),
-        );
-        let modality = take(
-            "modality",
-            self.modality
-                .trim()
-                .parse::<Modality>()
-                .map(|m| Some(m.as_str().to_string())),
-        );
-        let venue = take("venue", optional_text(self.venue.as_deref(), 500));
-        let join_url = take(
-            "join_url",
-            match optional_text(self.join_url.as_deref(), 500) {
-                Ok(Some(url)) => http_url(&url).map(Some),
-                other => other,
-            },
-        );
-        AppError::check(errors)?;
-        let rules = serde_json::to_string(&self.rules())
-            .map_err(|error| anyhow::anyhow!("serialising rules: {error}"))?;
-        match (name, site, timezone, modality) {
-            (Some(name), Some(site), Some(timezone), Some(modality)) => Ok(ProgramFields {
-                name,
-                site,
-                timezone,
-                modality,
-                venue,
-                join_url,
-                rules,
-            }),
-            _ => Err(anyhow::anyhow!("program validation lost an error").into()),
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct ProgramView {
-    pub id: i64,
-    pub name: String,
-    pub site: String,
-    pub timezone: String,
-    pub modality: String,
-    pub venue: Option<String>,
-    pub join_url: Option<String>,
-    #[serde(flatten)]
-    pub rules: ProgramRules,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-}
-
-impl TryFrom<ProgramRow> for ProgramView {
-    type Error = AppError;
-
-    fn try_from(row: ProgramRow) -> AppResult<ProgramView> {
-        Ok(ProgramView {
-            rules: row.rules()?,
-            id: row.id,
-            name: row.name,
-            site: row.site,
-            timezone: row.timezone,
-            modality: row.modality,
-            venue: row.venue,
-            join_url: row.join_url,
-            created_at: row.created_at.and_utc(),
-            updated_at: row.updated_at.and_utc(),
-        })
-    }
-}
-
-impl ProgramView {
-    /// The editable document, in the shape of a POST body.
-    fn as_input_value(&self) -> AppResult<Value> {
-        let mut value = serde_json::to_value(self)
-            .map_err(|error| anyhow::anyhow!("serialising program: {error}"))?;
-        if let Some(object) = value.as_object_mut() {
-            for read_only in ["id", "created_at", "updated_at"] {
-                object.remove(read_only);
-            }
-        }
-        Ok(value)
-    }
-}
-
 async fn create(
     state: web::Data<AppState>,
     actor: CurrentUser,
     body: Json<ProgramInput>,
 ) -> AppResult<HttpResponse> {
-    actor.require_admin()?;
-    let fields = body.0.validate()?;
-    let view = write(&state, move |conn| {
-        let id = program::insert(conn, &fields, database::now())?;
-        audit::record(
-            conn,
-            AuditEvent {
-                actor_user_id: Some(actor.id),
-                action: "create",
-                entity: "program",
-                entity_id: id,
-                program_id: Some(id),
-                changed_fields: vec!["*".into()],
-                detail: None,
-            },
-        )?;
-        ProgramView::try_from(program::find(conn, id)?)
-    })
-    .await?;
+    let view = db(&state, move |conn| programs::create(conn, &actor, body.0)).await?;
     Ok(HttpResponse::Created().json(view))
 }
 
 async fn list(state: web::Data<AppState>, actor: CurrentUser) -> AppResult<HttpResponse> {
-    let scope = actor.program_scope();
-    let views = db(&state, move |conn| {
-        program::list(conn, scope.as_deref())?
-            .into_iter()
-            .map(ProgramView::try_from)
-            .collect::<AppResult<Vec<_>>>()
-    })
-    .await?;
+    let views = db(&state, move |conn| programs::list(conn, &actor)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "programs": views })))
 }
 
 async fn get(
     state: web::Data<AppState>,
     actor: CurrentUser,
-    path: web::Path<i64>,
+    path: web::Path<ProgramId>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
-    let view = db(&state, move |conn| {
-        let row = program::find(conn, id)?;
-        actor.require_program(id)?;
-        ProgramView::try_from(row)
-    })
-    .await?;
+    let view = db(&state, move |conn| programs::get(conn, &actor, id)).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// JSON merge patch (RFC 7396) onto the stored program, then the same validation as
-/// POST, so a PATCH can never store what a POST would refuse.
 async fn patch(
     state: web::Data<AppState>,
     actor: CurrentUser,
-    path: web::Path<i64>,
+    path: web::Path<ProgramId>,
     body: Json<Value>,
 ) -> AppResult<HttpResponse> {
-    actor.require_admin()?;
     let id = path.into_inner();
-    let patch = body.0;
-    if !patch.is_object() {
-        return Err(AppError::field("body", "must be a JSON object"));
-    }
-    let view = write(&state, move |conn| {
-        let current = ProgramView::try_from(program::find(conn, id)?)?;
-        let before = current.as_input_value()?;
-        let (input, changed): (ProgramInput, _) = merged(&before, &patch)?;
-        let fields = input.validate()?;
-        if !changed.is_empty() {
-            program::update(conn, id, &fields, database::now())?;
-            audit::record(
-                conn,
-                AuditEvent {
-                    actor_user_id: Some(actor.id),
-                    action: "update",
-                    entity: "program",
-                    entity_id: id,
-                    program_id: Some(id),
-                    changed_fields: changed,
-                    detail: None,
-                },
-            )?;
-        }
-        ProgramView::try_from(program::find(conn, id)?)
+    let view = db(&state, move |conn| {
+        programs::update(conn, &actor, id, &body.0)
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))

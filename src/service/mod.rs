@@ -8,8 +8,10 @@ pub mod auth;
 pub mod cohorts;
 pub mod formation;
 pub mod mail;
+pub mod patch;
 pub mod patients;
 pub mod peer;
+pub mod programs;
 pub mod staffing;
 pub mod users;
 

@@ -11,7 +11,6 @@ use std::sync::Arc;
 pub mod auth;
 pub mod json;
 pub mod observe;
-pub mod patch;
 pub mod patient_links;
 pub mod throttle;
 

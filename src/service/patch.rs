@@ -11,7 +11,7 @@ use serde_json::Value;
 pub fn merged<I: DeserializeOwned>(before: &Value, patch: &Value) -> AppResult<(I, Vec<String>)> {
     let mut after = before.clone();
     merge_patch(&mut after, patch);
-    let input: I = super::json::parse_json(after.to_string().as_bytes())?;
+    let input: I = crate::error::parse_json(after.to_string().as_bytes())?;
     Ok((input, changed_paths(before, &after)))
 }
 
