@@ -8,7 +8,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/sessions/{id}/attendance", web::put().to(record))
@@ -126,7 +126,7 @@ struct ProgramReport {
     program_id: ProgramId,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
-    cohorts: Vec<Value>,
+    cohorts: Vec<attendance::CohortSummary>,
     members: Vec<MemberReport>,
 }
 

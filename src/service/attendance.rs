@@ -19,7 +19,7 @@ use crate::domain::status::{
 use crate::error::{AppError, AppResult, FieldErrors};
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A follow-up not acknowledged within this long goes to the program's leads.
@@ -585,7 +585,18 @@ pub fn report(
 }
 
 /// Per cohort, from the members' rows: rate, sessions held, completion.
-pub fn cohort_summary(members: &[MemberReport]) -> Vec<Value> {
+/// One cohort of the program report.
+#[derive(Debug, Serialize)]
+pub struct CohortSummary {
+    pub attendance_rate: Option<f64>,
+    pub cohort_id: i64,
+    pub completed_members: usize,
+    pub completion_rate: f64,
+    pub members: usize,
+    pub sessions_held: i64,
+}
+
+pub fn cohort_summary(members: &[MemberReport]) -> Vec<CohortSummary> {
     let mut by_cohort: BTreeMap<i64, Vec<&MemberReport>> = BTreeMap::new();
     for member in members {
         by_cohort.entry(member.cohort_id).or_default().push(member);
@@ -596,14 +607,14 @@ pub fn cohort_summary(members: &[MemberReport]) -> Vec<Value> {
             let held: i64 = rows.iter().map(|r| r.held).sum();
             let attended: i64 = rows.iter().map(|r| r.attended).sum();
             let done = rows.iter().filter(|r| r.completed).count();
-            json!({
-                "cohort_id": cohort_id,
-                "members": rows.len(),
-                "sessions_held": rows.iter().map(|r| r.held).max().unwrap_or(0),
-                "attendance_rate": attendance_rate(attended as u32, held as u32),
-                "completed_members": done,
-                "completion_rate": done as f64 / rows.len().max(1) as f64,
-            })
+            CohortSummary {
+                attendance_rate: attendance_rate(attended as u32, held as u32),
+                cohort_id,
+                completed_members: done,
+                completion_rate: done as f64 / rows.len().max(1) as f64,
+                members: rows.len(),
+                sessions_held: rows.iter().map(|r| r.held).max().unwrap_or(0),
+            }
         })
         .collect()
 }
@@ -639,24 +650,40 @@ pub fn report_csv(members: &[MemberReport]) -> AppResult<Vec<u8>> {
         .map_err(|e| anyhow::anyhow!("writing csv: {e}"))?)
 }
 
-pub fn follow_up_view(row: &records::FollowUpRow, show_note: bool) -> Value {
-    let mut view = json!({
-        "id": row.id,
-        "cohort_id": row.cohort_id,
-        "patient_id": row.patient_id,
-        "kind": row.kind,
-        "status": row.status,
-        "consecutive_absences": row.consecutive_absences,
-        "opened_at": row.opened_at.and_utc(),
-        "due_at": (row.opened_at + ESCALATE_AFTER).and_utc(),
-        "escalated_at": row.escalated_at.map(|t| t.and_utc()),
-        "acknowledged_at": row.acknowledged_at.map(|t| t.and_utc()),
-        "acknowledged_by": row.acknowledged_by,
-    });
-    if show_note {
-        view["note"] = json!(row.note);
+/// A follow-up as the API shows it (fields in alphabetical order, as before).
+#[derive(Debug, Serialize)]
+pub struct FollowUpView {
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<i64>,
+    pub cohort_id: i64,
+    pub consecutive_absences: i32,
+    pub due_at: DateTime<Utc>,
+    pub escalated_at: Option<DateTime<Utc>>,
+    pub id: i64,
+    pub kind: FollowUpKind,
+    pub note: Option<String>,
+    pub opened_at: DateTime<Utc>,
+    pub patient_id: i64,
+    pub status: FollowUpStatus,
+}
+
+impl From<&records::FollowUpRow> for FollowUpView {
+    fn from(row: &records::FollowUpRow) -> FollowUpView {
+        FollowUpView {
+            acknowledged_at: row.acknowledged_at.map(|t| t.and_utc()),
+            acknowledged_by: row.acknowledged_by,
+            cohort_id: row.cohort_id,
+            consecutive_absences: row.consecutive_absences,
+            due_at: (row.opened_at + ESCALATE_AFTER).and_utc(),
+            escalated_at: row.escalated_at.map(|t| t.and_utc()),
+            id: row.id,
+            kind: row.kind,
+            note: row.note.clone(),
+            opened_at: row.opened_at.and_utc(),
+            patient_id: row.patient_id,
+            status: row.status,
+        }
     }
-    view
 }
 
 /// The follow-ups a caller may see: a facilitator's own cohorts', a lead's programs'.
@@ -664,7 +691,7 @@ pub fn list_follow_ups(
     conn: &mut DbConnection,
     actor: &Actor,
     status: Option<&str>,
-) -> AppResult<Vec<Value>> {
+) -> AppResult<Vec<FollowUpView>> {
     let status = match status {
         None | Some("all") => None,
         Some(text) => Some(
@@ -679,7 +706,7 @@ pub fn list_follow_ups(
         },
         _ => records::list(conn, status, actor.program_scope().as_deref(), None)?,
     };
-    Ok(rows.iter().map(|row| follow_up_view(row, true)).collect())
+    Ok(rows.iter().map(FollowUpView::from).collect())
 }
 
 /// Acknowledges an open follow-up of a cohort the caller may read.
@@ -688,7 +715,7 @@ pub fn acknowledge(
     actor: &Actor,
     id: i64,
     note: Option<&str>,
-) -> AppResult<Value> {
+) -> AppResult<FollowUpView> {
     let note = crate::types::optional_note(note, 2000).map_err(|e| AppError::field("note", e))?;
     write_transaction(conn, |conn| {
         let follow_up = records::find(conn, id)?;
@@ -712,6 +739,6 @@ pub fn acknowledge(
                 detail: None,
             },
         )?;
-        Ok(follow_up_view(&records::find(conn, id)?, true))
+        Ok(FollowUpView::from(&records::find(conn, id)?))
     })
 }

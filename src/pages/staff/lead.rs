@@ -16,6 +16,7 @@ use crate::domain::attendance::attendance_rate;
 use crate::domain::status::{CohortStatus, FollowUpKind, FollowUpStatus, SessionStatus};
 use crate::service::attendance::{
     self as attendance_service, cohort_summary, parse_date, report_bounds, report_csv as csv_of,
+    CohortSummary,
 };
 use crate::service::cohorts::program_context;
 use crate::service::formation::{self, Mode};
@@ -388,12 +389,12 @@ pub async fn report(
         1.0,
         |v| format!("{:.0}%", v * 100.0),
     );
-    let cohort_rate = |c: &Value| c["attendance_rate"].as_f64();
-    let newest: Vec<&Value> = summary.iter().rev().take(CHART_COHORTS).collect();
+    let cohort_rate = |c: &CohortSummary| c.attendance_rate;
+    let newest: Vec<&CohortSummary> = summary.iter().rev().take(CHART_COHORTS).collect();
     let cohort_bars: Vec<BarInput> = newest
         .iter()
         .map(|c| BarInput {
-            label: format!("Cohort #{}", c["cohort_id"]),
+            label: format!("Cohort #{}", c.cohort_id),
             value: cohort_rate(c).unwrap_or(0.0),
             text: match cohort_rate(c) {
                 Some(_) => charts::percent(cohort_rate(c)),
@@ -423,8 +424,8 @@ pub async fn report(
         .rev()
         .take(TABLE_COHORTS)
         .map(|c| {
-            json!({"id": c["cohort_id"], "members": c["members"], "held": c["sessions_held"],
-                   "rate": charts::percent(cohort_rate(c)), "completed": c["completed_members"]})
+            json!({"id": c.cohort_id, "members": c.members, "held": c.sessions_held,
+                   "rate": charts::percent(cohort_rate(c)), "completed": c.completed_members})
         })
         .collect();
     let mut query_string = Vec::new();
