@@ -538,6 +538,17 @@ async fn patch(
                     &union(&served, &programs),
                 )?;
                 uncovered = crate::service::staffing::reassess_cohorts_of(conn, id, now)?;
+                // A lead hears only of their own programs' cohorts.
+                if let Some(scope) = actor.program_scope() {
+                    let mut mine = Vec::with_capacity(uncovered.len());
+                    for cohort in uncovered {
+                        let program = crate::db::models::cohort::find(conn, cohort)?.program_id;
+                        if scope.contains(&program) {
+                            mine.push(cohort);
+                        }
+                    }
+                    uncovered = mine;
+                }
             }
             let row = facilitators::find(conn, id)?;
             let mut view = serde_json::to_value(view_for(&actor, row, &programs)?)

@@ -974,6 +974,31 @@ async fn a_lead_reads_changes_and_staffs_only_facilitators_of_their_own_programs
         )
         .await;
     assert_eq!(staffed.status(), 200);
+    // A cohort of B's staffed by the pair too; when lead A deactivates the therapist,
+    // lead A hears only of A's cohort losing coverage.
+    app.waitlist(&lead_b, program_b, 4, 3).await;
+    let formed_b: serde_json::Value = app
+        .form(&lead_b, program_b, false)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let cohort_b = formed_b["cohorts"][0]["id"].as_i64().expect("cohort");
+    assert_eq!(
+        formed_b["cohorts"][0]["staffing"]["complete"], true,
+        "{formed_b}"
+    );
+    let deactivated = app.patch(&path, &lead_a, &json!({"active": false})).await;
+    assert_eq!(deactivated.status(), 200);
+    let deactivated: serde_json::Value = deactivated.json().await.expect("json");
+    assert_eq!(deactivated["cohorts_losing_coverage"], json!([cohort]));
+    let view_b = app
+        .get_json(&format!("/api/v1/cohorts/{cohort_b}"), &lead_b)
+        .await;
+    assert_eq!(
+        view_b["staffing"]["complete"], false,
+        "B's lead sees the gap"
+    );
     // Lead A sees only A among the programs, and cannot drop B.
     let seen = app.get_json(&path, &lead_a).await;
     assert_eq!(seen["program_ids"], json!([program_a]));
@@ -1010,7 +1035,11 @@ async fn a_lead_reads_changes_and_staffs_only_facilitators_of_their_own_programs
         .iter()
         .filter_map(|e| e["action"].as_str())
         .collect();
-    assert_eq!(actions, vec!["update", "update", "create"], "{log}");
+    assert_eq!(
+        actions,
+        vec!["update", "update", "update", "create"],
+        "{log}"
+    );
     assert!(
         entries.iter().all(|e| e["program_id"] == program_b),
         "{log}"
