@@ -372,7 +372,9 @@ async fn add_exclusion(
                 (Some(other), None)
             }
             (None, Some(facilitator_id)) => {
-                if !facilitator::exists(conn, facilitator_id)? {
+                // Only facilitators serving the patient's program; any other reads as
+                // absent, so an id says nothing about another program's pool.
+                if !facilitator::programs_of_one(conn, facilitator_id)?.contains(&row.program_id) {
                     return Err(AppError::field("facilitator_id", "no such facilitator"));
                 }
                 (None, Some(facilitator_id))

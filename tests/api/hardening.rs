@@ -1225,3 +1225,32 @@ async fn a_send_slower_than_the_lease_is_not_taken_over_by_a_second_live_worker(
     let (received, distinct, duplicates) = crate::mail::tally(&app.mail.messages());
     assert_eq!((received, distinct, duplicates), (1, 1, 0));
 }
+
+#[tokio::test]
+async fn a_patient_cannot_be_excluded_from_another_programs_facilitator() {
+    let app = spawn_app().await;
+    let (program, lead) = app.program_with_lead().await;
+    let other_program = app.create_program("Another site").await;
+    let ana = app
+        .create_patient(&lead, program, "Ana", "ana@example.org")
+        .await;
+    let mut body = facilitator_body("elsewhere@example.org");
+    body["program_ids"] = json!([other_program]);
+    let outsider = app.create_facilitator(&body).await;
+    let refused = app
+        .post(
+            &format!("/api/v1/patients/{ana}/exclusions"),
+            &lead,
+            &json!({"facilitator_id": outsider}),
+        )
+        .await;
+    let error = assert_field_error(refused, "facilitator_id").await;
+    assert_eq!(
+        error["error"]["fields"]["facilitator_id"], "no such facilitator",
+        "the same answer as for an id that does not exist"
+    );
+    let patient = app
+        .get_json(&format!("/api/v1/patients/{ana}"), &lead)
+        .await;
+    assert_eq!(patient["exclusions"], json!([]), "nothing was stored");
+}
