@@ -1139,22 +1139,7 @@ async fn after_kill_9_a_restarted_worker_with_the_default_lease_delivers_everyth
     crate::mail::queue_invitations(&app, program, total);
     app.mail.set_delay(std::time::Duration::from_millis(10));
     // No COHORTS_WORKER_LEASE_SECS: the default lease.
-    let start = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_cohorts"))
-            .arg("worker")
-            .env("COHORTS_DATABASE_URL", &app.settings.database_url)
-            .env("COHORTS_SMTP_URL", app.mail.url())
-            .env(
-                "COHORTS_SECRET_KEY",
-                app.settings.secret_key.clone().expect("key"),
-            )
-            .env("COHORTS_DATA_DIR", &app.settings.data_dir)
-            .env("COHORTS_WORKER_POLL_MILLIS", "50")
-            .env("COHORTS_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("cohorts worker starts")
-    };
+    let start = || crate::mail::standalone_worker(&app, None);
     let mut first = start();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     while app.mail.count() < 60 {

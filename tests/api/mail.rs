@@ -795,23 +795,7 @@ async fn a_worker_killed_mid_batch_loses_nothing_after_restart() {
     let total = 300;
     queue_invitations(&app, program, total);
     app.mail.set_delay(std::time::Duration::from_millis(10));
-    let start = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_cohorts"))
-            .arg("worker")
-            .env("COHORTS_DATABASE_URL", &app.settings.database_url)
-            .env("COHORTS_SMTP_URL", app.mail.url())
-            .env(
-                "COHORTS_SECRET_KEY",
-                app.settings.secret_key.clone().expect("key"),
-            )
-            .env("COHORTS_DATA_DIR", &app.settings.data_dir)
-            .env("COHORTS_WORKER_POLL_MILLIS", "50")
-            .env("COHORTS_WORKER_LEASE_SECS", "1")
-            .env("COHORTS_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("cohorts worker starts")
-    };
+    let start = || standalone_worker(&app, Some(1));
     let mut first = start();
     let deadline = tokio::time::Instant::now() + WAIT;
     while app.mail.count() < 60 {
@@ -1063,4 +1047,29 @@ async fn patient_mail_is_a_whole_document_with_the_next_meeting_first_and_two_an
             "a GET records nothing"
         );
     }
+}
+
+/// `cohorts worker` as its own process against the app's database and SMTP sink,
+/// polling every 50 ms; `lease_secs` overrides the claim lease (`None`: the default).
+pub fn standalone_worker(
+    app: &crate::helpers::TestApp,
+    lease_secs: Option<u64>,
+) -> std::process::Child {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cohorts"));
+    command
+        .arg("worker")
+        .env("COHORTS_DATABASE_URL", &app.settings.database_url)
+        .env("COHORTS_SMTP_URL", app.mail.url())
+        .env(
+            "COHORTS_SECRET_KEY",
+            app.settings.secret_key.clone().expect("key"),
+        )
+        .env("COHORTS_DATA_DIR", &app.settings.data_dir)
+        .env("COHORTS_WORKER_POLL_MILLIS", "50")
+        .env("COHORTS_LOG", "warn")
+        .stdout(std::process::Stdio::null());
+    if let Some(lease) = lease_secs {
+        command.env("COHORTS_WORKER_LEASE_SECS", lease.to_string());
+    }
+    command.spawn().expect("cohorts worker starts")
 }
